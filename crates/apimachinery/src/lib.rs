@@ -1,0 +1,4 @@
+//! What every component needs about Kubernetes objects, with no I/O: the resource
+//! table, validation, defaulting, selectors and patching.
+
+pub mod resources;

@@ -1,0 +1,1 @@
+//! The Kubernetes API server: the only component that reads or writes the store.
