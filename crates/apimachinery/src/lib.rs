@@ -2,3 +2,5 @@
 //! table, validation, defaulting, selectors and patching.
 
 pub mod resources;
+pub mod selectors;
+pub mod validation;
