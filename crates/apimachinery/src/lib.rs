@@ -1,6 +1,7 @@
 //! What every component needs about Kubernetes objects, with no I/O: the resource
 //! table, validation, defaulting, selectors and patching.
 
+pub mod quantity;
 pub mod resources;
 pub mod selectors;
 pub mod validation;
