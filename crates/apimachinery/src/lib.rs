@@ -1,7 +1,11 @@
 //! What every component needs about Kubernetes objects, with no I/O: the resource
 //! table, validation, defaulting, selectors and patching.
 
+pub mod cron;
 pub mod quantity;
 pub mod resources;
 pub mod selectors;
 pub mod validation;
+
+#[cfg(test)]
+mod testing;

@@ -28,7 +28,9 @@ pub struct Quantity {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
     /// The text does not have the shape of a quantity.
-    #[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
+    #[error(
+        "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    )]
     Format,
     /// The suffix is not one Kubernetes knows.
     #[error("unable to parse quantity's suffix")]
@@ -92,12 +94,18 @@ impl Quantity {
 
     /// A quantity of `milli` thousandths in the given notation.
     pub fn from_milli(milli: i128, format: Format) -> Self {
-        Self { nanos: milli.saturating_mul(1_000_000), format }
+        Self {
+            nanos: milli.saturating_mul(1_000_000),
+            format,
+        }
     }
 
     /// A whole-number quantity in the given notation.
     pub fn from_value(value: i128, format: Format) -> Self {
-        Self { nanos: value.saturating_mul(NANO), format }
+        Self {
+            nanos: value.saturating_mul(NANO),
+            format,
+        }
     }
 
     pub fn nanos(&self) -> i128 {
@@ -127,11 +135,17 @@ impl Quantity {
     }
 
     pub fn checked_add(&self, other: &Self) -> Option<Self> {
-        Some(Self { nanos: self.nanos.checked_add(other.nanos)?, format: self.format })
+        Some(Self {
+            nanos: self.nanos.checked_add(other.nanos)?,
+            format: self.format,
+        })
     }
 
     pub fn checked_sub(&self, other: &Self) -> Option<Self> {
-        Some(Self { nanos: self.nanos.checked_sub(other.nanos)?, format: self.format })
+        Some(Self {
+            nanos: self.nanos.checked_sub(other.nanos)?,
+            format: self.format,
+        })
     }
 
     /// The canonical text, as Kubernetes serializes a quantity.
@@ -141,11 +155,11 @@ impl Quantity {
         }
         let sign = if self.nanos < 0 { "-" } else { "" };
         let abs = self.nanos.unsigned_abs();
-        let whole = abs % NANO as u128 == 0;
+        let whole = abs.is_multiple_of(NANO as u128);
         if self.format == Format::BinarySI && abs >= 1024 * NANO as u128 && whole {
             let mut v = abs / NANO as u128;
             let mut exp = 0;
-            while exp < 6 && v % 1024 == 0 {
+            while exp < 6 && v.is_multiple_of(1024) {
                 v /= 1024;
                 exp += 1;
             }
@@ -155,12 +169,16 @@ impl Quantity {
         // Largest power of 1000 (from 10⁻⁹ up to 10¹⁸) that keeps the mantissa whole.
         let mut mantissa = abs;
         let mut exp: i32 = -9;
-        while exp < 18 && mantissa % 1000 == 0 {
+        while exp < 18 && mantissa.is_multiple_of(1000) {
             mantissa /= 1000;
             exp += 3;
         }
         let suffix = if self.format == Format::DecimalExponent {
-            if exp == 0 { String::new() } else { format!("e{exp}") }
+            if exp == 0 {
+                String::new()
+            } else {
+                format!("e{exp}")
+            }
         } else {
             match exp {
                 -9 => "n",
@@ -215,7 +233,9 @@ fn parse_suffix(suffix: &str) -> Result<(Format, i32, u32), QuantityError> {
             let e: i32 = rest.parse().map_err(|_| QuantityError::TooLarge)?;
             Ok((Format::DecimalExponent, e, 0))
         }
-        s if s.bytes().all(|c| b"eEinumkKMGTP+-0123456789".contains(&c)) => Err(QuantityError::Suffix),
+        s if s.bytes().all(|c| b"eEinumkKMGTP+-0123456789".contains(&c)) => {
+            Err(QuantityError::Suffix)
+        }
         _ => Err(QuantityError::Format),
     }
 }
@@ -231,7 +251,10 @@ fn scale(digits: &str, exp10: i32, pow1024: u32) -> Result<i128, QuantityError> 
     if shift >= 0 {
         let m: i128 = digits.parse().map_err(|_| QuantityError::TooLarge)?;
         let p = pow10(shift as u32).ok_or(QuantityError::TooLarge)?;
-        return m.checked_mul(binary).and_then(|v| v.checked_mul(p)).ok_or(QuantityError::TooLarge);
+        return m
+            .checked_mul(binary)
+            .and_then(|v| v.checked_mul(p))
+            .ok_or(QuantityError::TooLarge);
     }
     let mut down = shift.unsigned_abs() as usize;
     // Digits beyond what an i128 holds only matter for rounding up.
@@ -243,7 +266,9 @@ fn scale(digits: &str, exp10: i32, pow1024: u32) -> Result<i128, QuantityError> 
         keep -= drop;
         down -= drop;
     }
-    let m: i128 = digits[..keep].parse().map_err(|_| QuantityError::TooLarge)?;
+    let m: i128 = digits[..keep]
+        .parse()
+        .map_err(|_| QuantityError::TooLarge)?;
     let m = m.checked_mul(binary).ok_or(QuantityError::TooLarge)?;
     let (q, r) = match pow10(down as u32) {
         Some(p) if down <= 38 => (m / p, m % p != 0),
@@ -319,7 +344,11 @@ mod tests {
             (".5", "500m", 500),
             ("1E", "1E", 1_000_000_000_000_000_000_000),
             ("0.00000000000000000000000000000000000000000000001", "1n", 1),
-            ("1.000000000000000000000000000000000000000000001", "1000000001n", 1001),
+            (
+                "1.000000000000000000000000000000000000000000001",
+                "1000000001n",
+                1001,
+            ),
         ];
         for (input, canonical, milli) in cases {
             let q = Quantity::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -330,7 +359,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "m", "Gi", ".", "-", "1.2.3", "1Gb", "1 Gi", "1e", "1e+", "1ee3", "1Kii", "abc", "1x", "--1"] {
+        for bad in [
+            "", "m", "Gi", ".", "-", "1.2.3", "1Gb", "1 Gi", "1e", "1e+", "1ee3", "1Kii", "abc",
+            "1x", "--1",
+        ] {
             assert!(Quantity::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Quantity::parse("1Mk"), Err(QuantityError::Suffix));
@@ -344,10 +376,18 @@ mod tests {
         let b: Quantity = "0.5".parse().expect("q");
         assert_eq!(a, b);
         assert!(Quantity::parse("1Gi").expect("q") > Quantity::parse("1G").expect("q"));
-        let sum = a.checked_add(&Quantity::parse("1").expect("q")).expect("sum");
+        let sum = a
+            .checked_add(&Quantity::parse("1").expect("q"))
+            .expect("sum");
         assert_eq!(sum.to_string(), "1500m");
-        assert_eq!(Quantity::from_milli(250, Format::DecimalSI).to_string(), "250m");
-        assert_eq!(Quantity::from_value(2048, Format::BinarySI).to_string(), "2Ki");
+        assert_eq!(
+            Quantity::from_milli(250, Format::DecimalSI).to_string(),
+            "250m"
+        );
+        assert_eq!(
+            Quantity::from_value(2048, Format::BinarySI).to_string(),
+            "2Ki"
+        );
         assert_eq!(Quantity::parse("1.5m").expect("q").milli_value(), 2);
         assert_eq!(Quantity::parse("100m").expect("q").value(), 1);
     }

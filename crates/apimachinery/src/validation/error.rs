@@ -14,6 +14,7 @@ pub enum FieldErrorKind {
     Forbidden,
     TooLong,
     TooMany,
+    NotFound,
 }
 
 impl FieldErrorKind {
@@ -27,6 +28,7 @@ impl FieldErrorKind {
             Self::Forbidden => "FieldValueForbidden",
             Self::TooLong => "FieldValueTooLong",
             Self::TooMany => "FieldValueTooMany",
+            Self::NotFound => "FieldValueNotFound",
         }
     }
 
@@ -40,6 +42,7 @@ impl FieldErrorKind {
             Self::Forbidden => "Forbidden",
             Self::TooLong => "Too long",
             Self::TooMany => "Too many",
+            Self::NotFound => "Not found",
         }
     }
 }
@@ -167,6 +170,11 @@ impl FieldError {
             Some(actual.render()),
             format!("must have at most {max} items"),
         )
+    }
+
+    /// A reference to something that does not exist, e.g. a volume mount's volume.
+    pub fn not_found(field: impl fmt::Display, value: impl BadValue) -> Self {
+        Self::new(FieldErrorKind::NotFound, field, Some(value.render()), "")
     }
 
     /// The `reason` of the `StatusCause` for this error.
