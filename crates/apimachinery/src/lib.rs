@@ -2,6 +2,7 @@
 //! table, validation, defaulting, selectors and patching.
 
 pub mod cron;
+pub mod defaults;
 pub mod quantity;
 pub mod resources;
 pub mod selectors;
