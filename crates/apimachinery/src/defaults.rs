@@ -259,11 +259,10 @@ fn pod_only(spec: &mut Map<String, Value>) {
         for c in each_in(spec, key) {
             if let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut)
                 && let Some(limits) = res.get("limits").and_then(Value::as_object).cloned()
+                && let Some(requests) = child_obj(res, "requests")
             {
-                if let Some(requests) = child_obj(res, "requests") {
-                    for (k, v) in limits {
-                        requests.entry(k).or_insert(v);
-                    }
+                for (k, v) in limits {
+                    requests.entry(k).or_insert(v);
                 }
             }
             if host_network {
