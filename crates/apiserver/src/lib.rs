@@ -1,1 +1,3 @@
 //! The Kubernetes API server: the only component that reads or writes the store.
+pub mod discovery;
+pub mod table;
