@@ -1,3 +1,4 @@
 //! The Kubernetes API server: the only component that reads or writes the store.
 pub mod discovery;
 pub mod table;
+pub mod pki;
