@@ -2,3 +2,4 @@
 pub mod discovery;
 pub mod table;
 pub mod pki;
+pub mod auth;
