@@ -3,3 +3,4 @@ pub mod discovery;
 pub mod table;
 pub mod pki;
 pub mod auth;
+pub mod tls;
