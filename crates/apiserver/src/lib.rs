@@ -4,3 +4,4 @@ pub mod table;
 pub mod pki;
 pub mod auth;
 pub mod tls;
+pub mod kubeconfig;
