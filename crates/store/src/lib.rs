@@ -9,7 +9,9 @@
 //! Two backends implement [`Store`]: [`sqlite::SqliteStore`] (embedded, the default)
 //! and [`etcd::EtcdStore`] (a real etcd v3 cluster).
 
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -30,6 +32,81 @@ pub struct KeyValue {
     pub value: Bytes,
     pub create_revision: Revision,
     pub mod_revision: Revision,
+}
+
+/// Opens the store a server was configured with.
+///
+/// `endpoint` `None` opens the embedded SQLite store at
+/// `data_dir/db/state.db` (creating the directories). Otherwise it names an
+/// etcd cluster as a comma-separated list of members, each `host:port` or
+/// `http://host:port`, optionally behind one `etcd://` in front of the list:
+/// `etcd://h1:2379,h2:2379`, `http://h1:2379,http://h2:2379`,
+/// `http://h1:2379,h2:2379`. An unreachable etcd does not fail here; see
+/// [`etcd::EtcdStore::connect`].
+pub async fn open(endpoint: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    match endpoint {
+        None => {
+            let path = data_dir.join("db").join("state.db");
+            // Opening touches the file system (and may wait for a lock).
+            let store = tokio::task::spawn_blocking(move || {
+                sqlite::SqliteStore::open(&path, sqlite::SqliteOptions::default())
+            })
+            .await
+            .map_err(|e| StoreError::Internal(format!("opening the sqlite store failed: {e}")))??;
+            Ok(Arc::new(store))
+        }
+        Some(spec) => {
+            let endpoints = parse_endpoints(spec)?;
+            let store = etcd::EtcdStore::connect(endpoints, etcd::EtcdOptions::default()).await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Splits an etcd endpoint list into `http://host:port` URLs.
+pub fn parse_endpoints(spec: &str) -> Result<Vec<String>> {
+    let invalid =
+        |why: &str| StoreError::Internal(format!("invalid etcd endpoint list {spec:?}: {why}"));
+    let list = spec.trim();
+    let list = list.strip_prefix("etcd://").unwrap_or(list);
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let hostport = if let Some(rest) = item.strip_prefix("http://") {
+            rest
+        } else if item.starts_with("https://") {
+            return Err(invalid(
+                "https is not supported; use http:// on a trusted network",
+            ));
+        } else if let Some(rest) = item.strip_prefix("etcd://") {
+            rest
+        } else if item.contains("://") {
+            return Err(invalid("unknown scheme"));
+        } else {
+            item
+        };
+        let hostport = hostport.trim_end_matches('/');
+        if hostport.is_empty() || hostport.contains('/') {
+            return Err(invalid("each member must be host:port"));
+        }
+        out.push(format!("http://{hostport}"));
+    }
+    if out.is_empty() {
+        return Err(invalid("no members"));
+    }
+    Ok(out)
+}
+
+/// The smallest byte string greater than every string beginning with
+/// `prefix`, or `None` when there is none (empty or all-0xFF prefix).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// Options for [`Store::list`].
@@ -102,13 +179,22 @@ pub enum StoreError {
     /// Compare-and-swap failed: the key's mod revision was not the expected one.
     /// `current` is the key as it is now (`None` when it was deleted).
     #[error("key {key} was modified concurrently")]
-    Conflict { key: String, current: Option<Box<KeyValue>> },
+    Conflict {
+        key: String,
+        current: Option<Box<KeyValue>>,
+    },
     /// The requested revision is older than the oldest revision kept.
     #[error("revision {requested} has been compacted; the oldest kept is {compacted}")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The requested revision is newer than the current revision.
     #[error("revision {requested} is in the future; the current revision is {current}")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     /// The value is larger than [`MAX_VALUE_BYTES`].
     #[error("value of {size} bytes exceeds the limit of {limit} bytes")]
     ValueTooLarge { size: usize, limit: usize },
@@ -167,7 +253,10 @@ pub trait Store: Send + Sync + 'static {
 /// Checks a value against [`MAX_VALUE_BYTES`]; backends call it before writing.
 pub fn check_value_size(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_BYTES {
-        return Err(StoreError::ValueTooLarge { size: value.len(), limit: MAX_VALUE_BYTES });
+        return Err(StoreError::ValueTooLarge {
+            size: value.len(),
+            limit: MAX_VALUE_BYTES,
+        });
     }
     Ok(())
 }
