@@ -3,6 +3,7 @@
 
 pub mod cron;
 pub mod defaults;
+pub mod patch;
 pub mod quantity;
 pub mod resources;
 pub mod selectors;
