@@ -6,6 +6,7 @@ pub mod defaults;
 pub mod patch;
 pub mod quantity;
 pub mod resources;
+pub mod schema;
 pub mod selectors;
 pub mod validation;
 
