@@ -3,12 +3,12 @@
 
 mod strategic;
 mod table;
+mod types;
 
 use serde_json::{Map, Value};
 
-pub use table::{
-    FIELD_TYPES, ListStrategy, PATCH_STRATEGIES, field_type, list_strategy, root_type,
-};
+pub use table::{ListStrategy, PATCH_STRATEGIES, field_type, list_strategy, root_type};
+pub use types::FIELD_TYPES;
 
 /// Why a patch could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

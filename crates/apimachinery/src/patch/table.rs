@@ -2,6 +2,7 @@
 //! table serves strategic merge patch here and the `x-kubernetes-patch-*` and
 //! `x-kubernetes-list-*` extensions of the OpenAPI documents.
 
+use super::types::{FIELD_TYPES, META};
 use crate::resources::builtin_by_kind;
 
 /// How a field is patched, as in the struct tags of Kubernetes' API types.
@@ -18,7 +19,6 @@ pub struct ListStrategy {
 }
 
 const CORE: &str = "io.k8s.api.core.v1.";
-const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 macro_rules! entry {
     ($ty:literal, $field:literal, $strategy:literal, $key:expr, $list_type:expr, [$($k:literal),*]) => {
@@ -347,203 +347,6 @@ pub static PATCH_STRATEGIES: &[(&str, &str, ListStrategy)] = &[
         Some("type"),
         Some("map"),
         ["type"]
-    ),
-];
-
-/// (type, field) → type of the field (of its items, for lists), where a patch
-/// strategy can be found below it.
-pub static FIELD_TYPES: &[(&str, &str, &str)] = &[
-    (
-        "io.k8s.api.core.v1.Pod",
-        "spec",
-        "io.k8s.api.core.v1.PodSpec",
-    ),
-    (
-        "io.k8s.api.core.v1.Pod",
-        "status",
-        "io.k8s.api.core.v1.PodStatus",
-    ),
-    (
-        "io.k8s.api.core.v1.PodTemplate",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    ("io.k8s.api.core.v1.PodTemplateSpec", "metadata", META),
-    (
-        "io.k8s.api.core.v1.PodTemplateSpec",
-        "spec",
-        "io.k8s.api.core.v1.PodSpec",
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "containers",
-        "io.k8s.api.core.v1.Container",
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "initContainers",
-        "io.k8s.api.core.v1.Container",
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "ephemeralContainers",
-        "io.k8s.api.core.v1.EphemeralContainer",
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "volumes",
-        "io.k8s.api.core.v1.Volume",
-    ),
-    (
-        "io.k8s.api.core.v1.ReplicationController",
-        "spec",
-        "io.k8s.api.core.v1.ReplicationControllerSpec",
-    ),
-    (
-        "io.k8s.api.core.v1.ReplicationController",
-        "status",
-        "io.k8s.api.core.v1.ReplicationControllerStatus",
-    ),
-    (
-        "io.k8s.api.core.v1.ReplicationControllerSpec",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    (
-        "io.k8s.api.core.v1.Service",
-        "spec",
-        "io.k8s.api.core.v1.ServiceSpec",
-    ),
-    (
-        "io.k8s.api.core.v1.Service",
-        "status",
-        "io.k8s.api.core.v1.ServiceStatus",
-    ),
-    (
-        "io.k8s.api.core.v1.Node",
-        "spec",
-        "io.k8s.api.core.v1.NodeSpec",
-    ),
-    (
-        "io.k8s.api.core.v1.Node",
-        "status",
-        "io.k8s.api.core.v1.NodeStatus",
-    ),
-    (
-        "io.k8s.api.core.v1.Namespace",
-        "status",
-        "io.k8s.api.core.v1.NamespaceStatus",
-    ),
-    (
-        "io.k8s.api.core.v1.PersistentVolumeClaim",
-        "status",
-        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
-    ),
-    (
-        "io.k8s.api.apps.v1.Deployment",
-        "spec",
-        "io.k8s.api.apps.v1.DeploymentSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.Deployment",
-        "status",
-        "io.k8s.api.apps.v1.DeploymentStatus",
-    ),
-    (
-        "io.k8s.api.apps.v1.DeploymentSpec",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSet",
-        "spec",
-        "io.k8s.api.apps.v1.ReplicaSetSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSet",
-        "status",
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSetSpec",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSet",
-        "spec",
-        "io.k8s.api.apps.v1.StatefulSetSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSet",
-        "status",
-        "io.k8s.api.apps.v1.StatefulSetStatus",
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSetSpec",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSetSpec",
-        "volumeClaimTemplates",
-        "io.k8s.api.core.v1.PersistentVolumeClaim",
-    ),
-    (
-        "io.k8s.api.apps.v1.DaemonSet",
-        "spec",
-        "io.k8s.api.apps.v1.DaemonSetSpec",
-    ),
-    (
-        "io.k8s.api.apps.v1.DaemonSet",
-        "status",
-        "io.k8s.api.apps.v1.DaemonSetStatus",
-    ),
-    (
-        "io.k8s.api.apps.v1.DaemonSetSpec",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    (
-        "io.k8s.api.batch.v1.Job",
-        "spec",
-        "io.k8s.api.batch.v1.JobSpec",
-    ),
-    (
-        "io.k8s.api.batch.v1.Job",
-        "status",
-        "io.k8s.api.batch.v1.JobStatus",
-    ),
-    (
-        "io.k8s.api.batch.v1.JobSpec",
-        "template",
-        "io.k8s.api.core.v1.PodTemplateSpec",
-    ),
-    (
-        "io.k8s.api.batch.v1.CronJob",
-        "spec",
-        "io.k8s.api.batch.v1.CronJobSpec",
-    ),
-    (
-        "io.k8s.api.batch.v1.CronJobSpec",
-        "jobTemplate",
-        "io.k8s.api.batch.v1.JobTemplateSpec",
-    ),
-    ("io.k8s.api.batch.v1.JobTemplateSpec", "metadata", META),
-    (
-        "io.k8s.api.batch.v1.JobTemplateSpec",
-        "spec",
-        "io.k8s.api.batch.v1.JobSpec",
-    ),
-    (
-        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
-        "status",
-        "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus",
-    ),
-    (
-        "io.k8s.api.policy.v1.PodDisruptionBudget",
-        "status",
-        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
     ),
 ];
 
