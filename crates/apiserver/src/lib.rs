@@ -5,3 +5,4 @@ pub mod pki;
 pub mod auth;
 pub mod tls;
 pub mod kubeconfig;
+pub mod openapi;
