@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use paths::Gvk;
 
-pub use schemas::{ListStrategy, crd_schema};
+pub use schemas::crd_schema;
 
 /// A serialized document and the hash clients use to cache it.
 #[derive(Debug)]
@@ -293,7 +293,7 @@ fn group_version_document(builtin: &[&Resource], custom: &[&CustomResourceSchema
     for (d, gvk) in &kinds {
         schemas::set_gvk(&mut definitions, d, gvk);
     }
-    schemas::apply_patch_extensions(&mut definitions, &schemas::patch_table);
+    schemas::apply_patch_extensions(&mut definitions);
     json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},

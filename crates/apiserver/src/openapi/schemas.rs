@@ -3,6 +3,7 @@
 //! finished the way kube-apiserver publishes them: list kinds, `x-kubernetes-group-version-kind`
 //! and the strategic-merge-patch extensions.
 
+use apimachinery::patch;
 use k8s_openapi::api::{
     apps::v1 as apps, authentication::v1 as authn, authorization::v1 as authz, autoscaling,
     batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
@@ -166,77 +167,31 @@ pub(crate) fn set_gvk(definitions: &mut Map<String, Value>, definition: &str, gv
     }
 }
 
-/// How one list field merges under strategic merge patch and server-side apply.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ListStrategy {
-    /// `merge`, `retainKeys`, `merge,retainKeys` or `replace`.
-    pub patch_strategy: Option<String>,
-    pub patch_merge_key: Option<String>,
-    /// `atomic`, `set` or `map`.
-    pub list_type: Option<String>,
-    pub list_map_keys: Vec<String>,
-}
-
-/// The strategic-merge-patch table, keyed by definition name and field. This is the one
-/// place to wire the apimachinery patch table into the OpenAPI documents; until that table
-/// exists it answers with the merge keys kubectl most depends on (containers, ports, env,
-/// volumes and their mounts), so `kubectl apply` merges rather than replaces those lists.
-pub(crate) fn patch_table(definition: &str, field: &str) -> Option<ListStrategy> {
-    let merge = |key: &str| ListStrategy {
-        patch_strategy: Some("merge".into()),
-        patch_merge_key: Some(key.into()),
-        list_type: Some("map".into()),
-        list_map_keys: vec![key.into()],
-    };
-    let short = definition.strip_prefix("io.k8s.api.core.v1.")?;
-    Some(match (short, field) {
-        ("PodSpec", "containers" | "initContainers" | "ephemeralContainers") => merge("name"),
-        ("PodSpec", "volumes" | "imagePullSecrets" | "hostAliases") => {
-            let key = if field == "hostAliases" { "ip" } else { "name" };
-            ListStrategy {
-                patch_strategy: Some("merge,retainKeys".into()),
-                ..merge(key)
-            }
-        }
-        ("Container" | "EphemeralContainer", "env") => merge("name"),
-        ("Container" | "EphemeralContainer", "volumeMounts") => merge("mountPath"),
-        ("Container" | "EphemeralContainer", "volumeDevices") => merge("devicePath"),
-        ("Container" | "EphemeralContainer", "ports") => ListStrategy {
-            list_map_keys: vec!["containerPort".into(), "protocol".into()],
-            ..merge("containerPort")
-        },
-        ("ServiceSpec", "ports") => ListStrategy {
-            list_map_keys: vec!["port".into(), "protocol".into()],
-            ..merge("port")
-        },
-        _ => return None,
-    })
-}
-
-/// Writes the patch extensions onto every list property the table knows.
-pub(crate) fn apply_patch_extensions(
-    definitions: &mut Map<String, Value>,
-    table: &dyn Fn(&str, &str) -> Option<ListStrategy>,
-) {
+/// Writes `x-kubernetes-patch-strategy`, `-patch-merge-key`, `-list-type` and
+/// `-list-map-keys` onto every list property the apimachinery patch table knows: the same
+/// table the server's strategic merge patch uses, so kubectl computes the patches the server
+/// expects instead of replacing whole lists.
+pub(crate) fn apply_patch_extensions(definitions: &mut Map<String, Value>) {
     for (name, schema) in definitions.iter_mut() {
         let Some(Value::Object(properties)) = schema.get_mut("properties") else {
             continue;
         };
         for (field, property) in properties.iter_mut() {
-            let Some(strategy) = table(name, field) else {
+            let Some(strategy) = patch::list_strategy(name, field) else {
                 continue;
             };
             let Value::Object(property) = property else {
                 continue;
             };
-            if let Some(s) = strategy.patch_strategy {
-                property.insert("x-kubernetes-patch-strategy".into(), s.into());
+            property.insert(
+                "x-kubernetes-patch-strategy".into(),
+                strategy.strategy.into(),
+            );
+            if let Some(key) = strategy.merge_key {
+                property.insert("x-kubernetes-patch-merge-key".into(), key.into());
             }
-            if let Some(k) = strategy.patch_merge_key {
-                property.insert("x-kubernetes-patch-merge-key".into(), k.into());
-            }
-            if let Some(t) = strategy.list_type {
-                property.insert("x-kubernetes-list-type".into(), t.into());
+            if let Some(list_type) = strategy.list_type {
+                property.insert("x-kubernetes-list-type".into(), list_type.into());
             }
             if !strategy.list_map_keys.is_empty() {
                 property.insert(
