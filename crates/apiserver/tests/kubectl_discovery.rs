@@ -2,6 +2,7 @@
 //! router over plain HTTP on 127.0.0.1. kubectl is the judge here: it must list resources,
 //! explain fields and print a server-side table exactly as it does against Kubernetes.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,16 @@ use axum::response::Response;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-/// Requests the router saw, `path accept`, to explain a failure.
-type Log = Arc<Mutex<Vec<String>>>;
+/// What the router saw and keeps: requests as `path accept`, PATCH requests as
+/// `content-type query body`, and the deployments kubectl apply created.
+#[derive(Default)]
+struct Shared {
+    requests: Mutex<Vec<String>>,
+    patches: Mutex<Vec<String>>,
+    deployments: Mutex<HashMap<String, Value>>,
+}
+
+type Log = Arc<Shared>;
 
 fn respond(code: StatusCode, content_type: &str, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
@@ -79,8 +88,11 @@ async fn handle(State(log): State<Log>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    if let Ok(mut log) = log.lock() {
-        log.push(format!("{path} {accept}"));
+    if let Ok(mut requests) = log.requests.lock() {
+        requests.push(format!("{path} {accept}"));
+    }
+    if let Some(name) = path.strip_prefix("/apis/apps/v1/namespaces/default/deployments") {
+        return deployments(&log, name.trim_start_matches('/'), req).await;
     }
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     match parts.as_slice() {
@@ -132,6 +144,59 @@ async fn handle(State(log): State<Log>, req: Request) -> Response {
             }
         }
         _ => not_found(),
+    }
+}
+
+/// Just enough of a deployments endpoint for client-side `kubectl apply`: create, get, patch.
+async fn deployments(log: &Shared, name: &str, req: Request) -> Response {
+    let method = req.method().clone();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let Ok(mut stored) = log.deployments.lock() else {
+        return not_found();
+    };
+    match (method.as_str(), name) {
+        ("POST", "") => {
+            let Ok(mut obj) = serde_json::from_slice::<Value>(&body) else {
+                return not_found();
+            };
+            obj["metadata"]["resourceVersion"] = json!("1");
+            obj["metadata"]["uid"] = json!("d1");
+            let name = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            stored.insert(name, obj.clone());
+            respond(StatusCode::CREATED, "application/json", obj.to_string())
+        }
+        ("GET", name) if stored.contains_key(name) => json_response(&stored[name]),
+        ("PATCH", name) if stored.contains_key(name) => {
+            if let Ok(mut patches) = log.patches.lock() {
+                patches.push(format!(
+                    "{content_type} {query} {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            json_response(&stored[name])
+        }
+        _ => {
+            let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404,
+                "message": format!("deployments.apps \"{name}\" not found"),
+                "details": {"name": name, "group": "apps", "kind": "deployments"}});
+            respond(
+                StatusCode::NOT_FOUND,
+                "application/json",
+                status.to_string(),
+            )
+        }
     }
 }
 
@@ -187,6 +252,7 @@ impl Fixture {
     /// Whether the router saw a request (`path accept`) matching `pred`.
     fn saw(&self, pred: impl Fn(&str) -> bool) -> bool {
         self.log
+            .requests
             .lock()
             .map(|l| l.iter().any(|r| pred(r)))
             .unwrap_or(false)
@@ -194,6 +260,11 @@ impl Fixture {
 
     /// Runs kubectl against the router with its own cache and no kubeconfig; returns stdout.
     async fn kubectl(&self, version: Option<&str>, args: &[&str]) -> String {
+        self.kubectl_with_stderr(version, args).await.0
+    }
+
+    /// Like [`Fixture::kubectl`], also returning stderr (warnings).
+    async fn kubectl_with_stderr(&self, version: Option<&str>, args: &[&str]) -> (String, String) {
         let bin = kubectl_binary(version);
         let cache = self
             .home
@@ -211,13 +282,18 @@ impl Fixture {
             .expect("run kubectl");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        let requests = self.log.lock().map(|l| l.join("\n")).unwrap_or_default();
+        let requests = self
+            .log
+            .requests
+            .lock()
+            .map(|l| l.join("\n"))
+            .unwrap_or_default();
         assert!(
             output.status.success(),
             "{} {args:?} failed: {stderr}\nstdout: {stdout}\nrequests:\n{requests}",
             bin.display()
         );
-        stdout
+        (stdout, stderr)
     }
 }
 
@@ -414,4 +490,59 @@ async fn get_pods_prints_the_server_side_table() {
     );
     assert!(line_with(&out, "web-1").contains("node-1"), "{out}");
     assert!(f.saw(|r| r.contains("/pods ") && r.contains("as=Table")));
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: httpd, image: busybox:1.36}
+      - {name: log, image: alpine:3.19}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_uses_server_side_validation_and_openapi_merge_keys() {
+    let f = start().await;
+    let manifest = f.home.path().join("web.yaml");
+    std::fs::write(&manifest, DEPLOYMENT).expect("write manifest");
+    let file = manifest.to_string_lossy().into_owned();
+    let out = f.kubectl(None, &["apply", "-f", &file]).await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+
+    std::fs::write(
+        &manifest,
+        DEPLOYMENT.replace("busybox:1.36", "busybox:1.37"),
+    )
+    .expect("write manifest");
+    let (out, stderr) = f.kubectl_with_stderr(None, &["apply", "-f", &file]).await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(!stderr.contains("error calculating patch"), "{stderr}");
+    assert!(
+        !f.saw(|r| r.starts_with("/openapi/v2 ")),
+        "kubectl 1.32 needs no v2 to apply"
+    );
+    let patches = f.log.patches.lock().map(|p| p.clone()).unwrap_or_default();
+    let [patch] = patches.as_slice() else {
+        panic!("one PATCH expected: {patches:?}")
+    };
+    assert!(
+        patch.starts_with("application/strategic-merge-patch+json "),
+        "{patch}"
+    );
+    // kubectl sends fieldValidation only when the PATCH operation of the v3 document lists it.
+    assert!(patch.contains("fieldValidation=Strict"), "{patch}");
+    // Merge keys: only the changed container, matched by name, with the list order.
+    assert!(
+        patch.contains(r#""$setElementOrder/containers":[{"name":"httpd"},{"name":"log"}]"#),
+        "{patch}"
+    );
+    assert!(
+        patch.contains(r#""containers":[{"image":"busybox:1.37","name":"httpd"}]"#),
+        "{patch}"
+    );
 }
