@@ -1,8 +1,21 @@
 //! The Kubernetes API server: the only component that reads or writes the store.
-pub mod discovery;
-pub mod table;
-pub mod pki;
+
+pub mod alloc;
 pub mod auth;
-pub mod tls;
+pub mod bootstrap;
+pub mod cache;
+pub mod discovery;
+pub mod error;
 pub mod kubeconfig;
+pub mod metrics;
+pub mod nonresource;
 pub mod openapi;
+pub mod pki;
+pub mod rbac_source;
+pub mod rest;
+pub mod selectors;
+pub mod server;
+pub mod table;
+pub mod tls;
+
+pub use server::{Running, Server, ServerConfig};

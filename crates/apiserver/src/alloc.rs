@@ -1,0 +1,269 @@
+//! Service cluster IPs from --service-cidr and node ports from 30000–32767.
+//! Each allocated value is claimed by creating its own key in the store
+//! (`/registry/ranges/serviceips/IP`), so concurrent creates on any server can
+//! never hand out the same value twice: the store's create-if-absent decides.
+
+use std::net::Ipv4Addr;
+
+use serde_json::{Value, json};
+use store::StoreError;
+
+use crate::error::{ApiError, ApiResult, Cause};
+use crate::rest::Api;
+
+const IP_PREFIX: &str = "/registry/ranges/serviceips/";
+const PORT_PREFIX: &str = "/registry/ranges/nodeports/";
+pub const NODE_PORT_RANGE: (u16, u16) = (30000, 32767);
+
+/// An IPv4 CIDR such as 10.43.0.0/16.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (want A.B.C.D/N)"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let prefix: u8 = len.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        if !(8..=30).contains(&prefix) {
+            return Err(format!("{s:?}: prefix length must be between 8 and 30"));
+        }
+        let mask = u32::MAX << (32 - prefix);
+        Ok(Cidr {
+            base: Ipv4Addr::from(u32::from(ip) & mask),
+            prefix,
+        })
+    }
+}
+
+impl Cidr {
+    pub fn size(&self) -> u32 {
+        1u32 << (32 - self.prefix)
+    }
+    /// The n-th address (0 is the network address).
+    pub fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + n)
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX << (32 - self.prefix);
+        u32::from(ip) & mask == u32::from(self.base)
+    }
+}
+
+fn invalid(name: &str, field: &str, msg: String) -> ApiError {
+    ApiError::invalid(
+        "",
+        "Service",
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: msg,
+            field: field.into(),
+        }],
+    )
+}
+
+async fn claim(api: &Api, key: String, owner: &str) -> Result<bool, StoreError> {
+    let value = serde_json::to_vec(&json!({"owner": owner})).unwrap_or_default();
+    match api.store.create(&key, value.into()).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::AlreadyExists(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Assigns spec.clusterIP(s) and node ports to a new Service, claiming each.
+pub async fn allocate_service(api: &Api, svc: &mut Value) -> ApiResult<()> {
+    let name = svc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let ns = svc
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let owner = format!("{ns}/{name}");
+    let ty = svc
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
+    if ty != "ExternalName" {
+        let wanted = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if wanted != "None" {
+            let ip = if wanted.is_empty() {
+                allocate_ip(api, &owner).await?
+            } else {
+                let ip: Ipv4Addr = wanted
+                    .parse()
+                    .map_err(|_| invalid(&name, "spec.clusterIP", format!("spec.clusterIP: Invalid value: \"{wanted}\": must be a valid IP address")))?;
+                if !api.config.service_cidr.contains(ip) {
+                    return Err(invalid(
+                        &name,
+                        "spec.clusterIP",
+                        format!(
+                            "spec.clusterIP: Invalid value: \"{wanted}\": provided IP is not in the valid range. The range of valid IPs is {}/{}",
+                            api.config.service_cidr.base, api.config.service_cidr.prefix
+                        ),
+                    ));
+                }
+                if !claim(api, format!("{IP_PREFIX}{ip}"), &owner).await? {
+                    return Err(invalid(
+                        &name,
+                        "spec.clusterIP",
+                        format!(
+                            "spec.clusterIP: Invalid value: \"{wanted}\": provided IP is already allocated"
+                        ),
+                    ));
+                }
+                ip
+            };
+            svc["spec"]["clusterIP"] = json!(ip.to_string());
+            svc["spec"]["clusterIPs"] = json!([ip.to_string()]);
+        }
+    }
+    if ty == "NodePort" || ty == "LoadBalancer" {
+        let count = svc
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        for i in 0..count {
+            let wanted = svc["spec"]["ports"][i]
+                .get("nodePort")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let port = if wanted == 0 {
+                allocate_port(api, &owner).await?
+            } else {
+                let field = format!("spec.ports[{i}].nodePort");
+                if wanted < NODE_PORT_RANGE.0 as u64 || wanted > NODE_PORT_RANGE.1 as u64 {
+                    return Err(invalid(
+                        &name,
+                        &field,
+                        format!(
+                            "{field}: Invalid value: {wanted}: provided port is not in the valid range. The range of valid ports is {}-{}",
+                            NODE_PORT_RANGE.0, NODE_PORT_RANGE.1
+                        ),
+                    ));
+                }
+                if !claim(api, format!("{PORT_PREFIX}{wanted}"), &owner).await? {
+                    return Err(invalid(
+                        &name,
+                        &field,
+                        format!(
+                            "{field}: Invalid value: {wanted}: provided port is already allocated"
+                        ),
+                    ));
+                }
+                wanted as u16
+            };
+            svc["spec"]["ports"][i]["nodePort"] = json!(port);
+        }
+    }
+    Ok(())
+}
+
+/// Scans from a random offset so concurrent creates rarely collide, skipping
+/// values the cache already shows as claimed; the store's create settles races.
+async fn allocate_ip(api: &Api, owner: &str) -> ApiResult<Ipv4Addr> {
+    let cidr = api.config.service_cidr;
+    // The network address, the first address (the `kubernetes` service) and the
+    // broadcast address are never handed out at random.
+    let usable = cidr.size().saturating_sub(3).max(1);
+    let start = uuid::Uuid::new_v4().as_u128() as u32 % usable;
+    for i in 0..usable {
+        let ip = cidr.nth(2 + (start + i) % usable);
+        let key = format!("{IP_PREFIX}{ip}");
+        if api.cache.get(&key).is_some() {
+            continue;
+        }
+        if claim(api, key, owner).await? {
+            return Ok(ip);
+        }
+    }
+    Err(ApiError::Internal(format!(
+        "failed to allocate a serviceIP: range {}/{} is full",
+        cidr.base, cidr.prefix
+    )))
+}
+
+async fn allocate_port(api: &Api, owner: &str) -> ApiResult<u16> {
+    let (lo, hi) = NODE_PORT_RANGE;
+    let span = (hi - lo + 1) as u32;
+    let start = uuid::Uuid::new_v4().as_u128() as u32 % span;
+    for i in 0..span {
+        let port = lo + ((start + i) % span) as u16;
+        let key = format!("{PORT_PREFIX}{port}");
+        if api.cache.get(&key).is_some() {
+            continue;
+        }
+        if claim(api, key, owner).await? {
+            return Ok(port);
+        }
+    }
+    Err(ApiError::Internal(
+        "failed to allocate a nodePort: range is full".into(),
+    ))
+}
+
+/// Claims the first address of the range for the `kubernetes` service.
+pub async fn claim_first_ip(api: &Api) -> ApiResult<Ipv4Addr> {
+    let ip = api.config.service_cidr.nth(1);
+    claim(api, format!("{IP_PREFIX}{ip}"), "default/kubernetes").await?;
+    Ok(ip)
+}
+
+/// Frees a deleted Service's cluster IP and node ports.
+pub async fn release_service(api: &Api, svc: &Value) {
+    let mut keys = Vec::new();
+    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str)
+        && ip != "None"
+        && !ip.is_empty()
+    {
+        keys.push(format!("{IP_PREFIX}{ip}"));
+    }
+    for p in svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
+            keys.push(format!("{PORT_PREFIX}{n}"));
+        }
+    }
+    for key in keys {
+        if let Err(e) = api.store.delete(&key, None).await
+            && !matches!(e, StoreError::NotFound(_))
+        {
+            tracing::warn!(%key, error = %e, "could not release a service allocation");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parsing_and_membership() {
+        let c: Cidr = "10.43.7.9/16".parse().expect("cidr");
+        assert_eq!(c.base, Ipv4Addr::new(10, 43, 0, 0));
+        assert_eq!(c.nth(1), Ipv4Addr::new(10, 43, 0, 1));
+        assert!(c.contains(Ipv4Addr::new(10, 43, 255, 254)));
+        assert!(!c.contains(Ipv4Addr::new(10, 44, 0, 1)));
+        assert!("10.0.0.0".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/40".parse::<Cidr>().is_err());
+    }
+}

@@ -1,0 +1,484 @@
+//! The watch cache: one watch on the store feeds an in-memory copy of every object,
+//! so lists, gets and client watches are served from memory (kube-apiserver's
+//! "cacher"). Each object is kept as the exact JSON bytes clients receive, plus the
+//! labels and selectable fields extracted once when it arrives; a list is a
+//! concatenation of those bytes, never a re-serialization.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use store::{Event, EventKind, KeyValue, ListOptions, Revision, Store, WatchItem};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Events kept for watches that resume from an older resourceVersion.
+const HISTORY_EVENTS: usize = 100_000;
+/// Buffered events per resource before a slow watcher is cut off.
+const WATCH_BUFFER: usize = 4096;
+
+/// One object as clients see it.
+#[derive(Debug)]
+pub struct Entry {
+    pub key: String,
+    /// The object's JSON with `metadata.resourceVersion` set.
+    pub json: Bytes,
+    pub mod_revision: Revision,
+    pub labels: BTreeMap<String, String>,
+    /// Values of the selectable fields of this kind (`spec.nodeName`, …).
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Entry {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Parses the object; used by writers that need to change it.
+    pub fn value(&self) -> ApiResult<Value> {
+        serde_json::from_slice(&self.json)
+            .map_err(|e| ApiError::Internal(format!("stored object is corrupt: {e}")))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change, as client watches stream it.
+#[derive(Debug)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub revision: Revision,
+    /// The object after the change; for a delete, its last state stamped with the
+    /// delete's revision.
+    pub object: Arc<Entry>,
+    /// The object before the change, for selector transitions.
+    pub prev: Option<Arc<Entry>>,
+}
+
+struct State {
+    revision: Revision,
+    objects: BTreeMap<String, Arc<Entry>>,
+    history: VecDeque<Arc<Change>>,
+    /// History covers every change after this revision.
+    history_start: Revision,
+    channels: HashMap<String, broadcast::Sender<Arc<Change>>>,
+    /// The revision of each resource's latest change since the last load.
+    resource_revisions: HashMap<String, Revision>,
+    loaded_at: Revision,
+}
+
+/// A consistent view of one resource prefix plus a feed of what follows it.
+pub struct Snapshot {
+    pub revision: Revision,
+    pub items: Vec<Arc<Entry>>,
+}
+
+pub struct Cache {
+    state: RwLock<State>,
+    revision_tx: watch::Sender<Revision>,
+}
+
+impl Cache {
+    /// Lists the whole store and starts following it.
+    pub async fn start(store: Arc<dyn Store>) -> ApiResult<Arc<Cache>> {
+        let cache = Arc::new(Cache {
+            state: RwLock::new(State {
+                revision: 0,
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                history_start: 0,
+                channels: HashMap::new(),
+                resource_revisions: HashMap::new(),
+                loaded_at: 0,
+            }),
+            revision_tx: watch::channel(0).0,
+        });
+        let rev = cache.load(&*store).await?;
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            let mut after = rev;
+            loop {
+                let Some(cache) = weak.upgrade() else { return };
+                match cache.follow(&*store, after).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watch cache lost its store watch; reloading");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        match cache.load(&*store).await {
+                            Ok(r) => after = r,
+                            Err(e) => tracing::warn!(error = %e, "watch cache reload failed"),
+                        }
+                    }
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    /// Replaces the cached state with a fresh list; watchers of the old state are cut
+    /// off (they resume with a list, as after a 410).
+    async fn load(&self, store: &dyn Store) -> ApiResult<Revision> {
+        let listed = store.list("/registry/", ListOptions::default()).await?;
+        let mut objects = BTreeMap::new();
+        for kv in listed.items {
+            if let Some(entry) = ingest(&kv, kv.mod_revision) {
+                objects.insert(kv.key.clone(), Arc::new(entry));
+            }
+        }
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        st.objects = objects;
+        st.revision = listed.revision;
+        st.history.clear();
+        st.history_start = listed.revision;
+        st.channels.clear();
+        st.resource_revisions.clear();
+        st.loaded_at = listed.revision;
+        drop(st);
+        self.revision_tx.send_replace(listed.revision);
+        Ok(listed.revision)
+    }
+
+    async fn follow(&self, store: &dyn Store, after: Revision) -> ApiResult<()> {
+        let mut stream = store.watch("/registry/", after).await?;
+        while let Some(item) = stream.next().await {
+            match item? {
+                WatchItem::Event(ev) => self.apply(ev),
+                WatchItem::Progress(rev) => {
+                    let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+                    if rev > st.revision {
+                        st.revision = rev;
+                        drop(st);
+                        self.revision_tx.send_replace(rev);
+                    }
+                }
+            }
+        }
+        Err(ApiError::Unavailable("store watch ended".into()))
+    }
+
+    fn apply(&self, ev: Event) {
+        let rev = ev.revision();
+        let key = ev.kv.key.clone();
+        let new = match ev.kind {
+            EventKind::Put => ingest(&ev.kv, rev).map(Arc::new),
+            EventKind::Delete => None,
+        };
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let prev = st.objects.get(&key).cloned();
+        let change = match (new, ev.kind) {
+            (Some(obj), _) => {
+                st.objects.insert(key.clone(), obj.clone());
+                let kind = if prev.is_some() {
+                    ChangeKind::Modified
+                } else {
+                    ChangeKind::Added
+                };
+                Some(Change {
+                    kind,
+                    revision: rev,
+                    object: obj,
+                    prev,
+                })
+            }
+            (None, EventKind::Delete) => {
+                st.objects.remove(&key);
+                prev.as_ref()
+                    .and_then(|p| restamp(p, rev))
+                    .map(|obj| Change {
+                        kind: ChangeKind::Deleted,
+                        revision: rev,
+                        object: Arc::new(obj),
+                        prev,
+                    })
+            }
+            (None, EventKind::Put) => None,
+        };
+        st.revision = rev;
+        if let Some(change) = change {
+            let change = Arc::new(change);
+            if st.history.len() >= HISTORY_EVENTS
+                && let Some(old) = st.history.pop_front()
+            {
+                st.history_start = old.revision;
+            }
+            st.history.push_back(change.clone());
+            st.resource_revisions
+                .insert(resource_of(&key).to_string(), rev);
+            if let Some(tx) = st.channels.get(resource_of(&key)) {
+                // An error only means nobody listens right now.
+                let _ = tx.send(change);
+            }
+        }
+        drop(st);
+        self.revision_tx.send_replace(rev);
+    }
+
+    /// The latest revision the cache has applied.
+    pub fn revision(&self) -> Revision {
+        *self.revision_tx.borrow()
+    }
+
+    /// Waits until the cache has applied `rev`, as a consistent read requires.
+    pub async fn wait_for(&self, rev: Revision, timeout: Duration) -> ApiResult<()> {
+        let mut rx = self.revision_tx.subscribe();
+        let wait = rx.wait_for(|r| *r >= rev);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::Unavailable("watch cache stopped".into())),
+            Err(_) => Err(ApiError::Timeout(format!(
+                "Too large resource version: {rev}, current: {}",
+                self.revision()
+            ))),
+        }
+    }
+
+    /// The revision of the latest change to one resource: cheap, for callers that
+    /// keep derived state (RBAC indexes) and rebuild it only when this moves.
+    pub fn resource_revision(&self, resource: &str) -> Revision {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.resource_revisions
+            .get(resource)
+            .copied()
+            .unwrap_or(st.loaded_at)
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.objects.get(key).cloned()
+    }
+
+    /// Every object under `prefix` whose key is after `start_after`, at the cache's
+    /// current revision, filtered, at most `limit` (0: all). Returns whether more follow.
+    pub fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        filter: &dyn Fn(&Entry) -> bool,
+    ) -> (Snapshot, bool) {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let mut items = Vec::new();
+        let mut more = false;
+        let start = match start_after {
+            Some(k) if k >= prefix => std::ops::Bound::Excluded(k.to_string()),
+            _ => std::ops::Bound::Included(prefix.to_string()),
+        };
+        for (k, e) in st.objects.range((start, std::ops::Bound::Unbounded)) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            if !filter(e) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(e.clone());
+        }
+        (
+            Snapshot {
+                revision: st.revision,
+                items,
+            },
+            more,
+        )
+    }
+
+    /// Subscribes to changes of `resource` (a storage resource such as `pods`) after
+    /// `after`. Returns the history to replay first and the live feed, or 410 when
+    /// that history is gone. With `after` = None, returns the current objects under
+    /// `prefix` as a snapshot instead of history.
+    pub fn watch(
+        &self,
+        resource: &str,
+        prefix: &str,
+        after: Option<Revision>,
+    ) -> ApiResult<WatchStart> {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let rx = st
+            .channels
+            .entry(resource.to_string())
+            .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
+            .subscribe();
+        match after {
+            None => {
+                let items: Vec<Arc<Entry>> = st
+                    .objects
+                    .range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(_, e)| e.clone())
+                    .collect();
+                Ok(WatchStart {
+                    revision: st.revision,
+                    initial: Initial::Snapshot(items),
+                    live: rx,
+                })
+            }
+            Some(after) => {
+                if after < st.history_start {
+                    return Err(ApiError::Gone(format!(
+                        "too old resource version: {after} ({})",
+                        st.history_start
+                    )));
+                }
+                let from = st.history.partition_point(|c| c.revision <= after);
+                let replay: Vec<Arc<Change>> = st
+                    .history
+                    .range(from..)
+                    .filter(|c| c.object.key.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                Ok(WatchStart {
+                    revision: st.revision,
+                    initial: Initial::Replay(replay),
+                    live: rx,
+                })
+            }
+        }
+    }
+
+    /// Objects of one resource, for components inside the server (RBAC, admission).
+    pub fn objects(&self, prefix: &str) -> (Revision, Vec<Arc<Entry>>) {
+        let (snap, _) = self.list(prefix, None, 0, &|_| true);
+        (snap.revision, snap.items)
+    }
+}
+
+pub enum Initial {
+    /// The current objects: sent as ADDED.
+    Snapshot(Vec<Arc<Entry>>),
+    /// Changes after the requested revision.
+    Replay(Vec<Arc<Change>>),
+}
+
+pub struct WatchStart {
+    /// The revision the initial part is complete up to; live changes at or before
+    /// it are duplicates and must be skipped.
+    pub revision: Revision,
+    pub initial: Initial,
+    pub live: broadcast::Receiver<Arc<Change>>,
+}
+
+/// `pods` from `/registry/pods/default/web`.
+pub fn resource_of(key: &str) -> &str {
+    key.strip_prefix("/registry/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+}
+
+/// Turns a stored value into an entry: sets the resourceVersion and extracts what
+/// selectors need. A value that is not a JSON object is skipped with a warning —
+/// one corrupt record must not take the server down.
+fn ingest(kv: &KeyValue, rev: Revision) -> Option<Entry> {
+    let mut value: Value = match serde_json::from_slice(&kv.value) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            tracing::warn!(key = %kv.key, "skipping a stored value that is not a JSON object");
+            return None;
+        }
+    };
+    Some(entry_from(kv.key.clone(), &mut value, rev))
+}
+
+/// Builds an entry from a decoded object, stamping `rev` as its resourceVersion.
+pub fn entry_from(key: String, value: &mut Value, rev: Revision) -> Entry {
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
+    }
+    let labels = value
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fields = selectable_fields(resource_of(&key), value);
+    let json = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+    Entry {
+        key,
+        json,
+        mod_revision: rev,
+        labels,
+        fields,
+    }
+}
+
+fn restamp(prev: &Entry, rev: Revision) -> Option<Entry> {
+    let mut v = prev.value().ok()?;
+    Some(entry_from(prev.key.clone(), &mut v, rev))
+}
+
+/// The field selectors each resource supports beyond metadata.name/namespace,
+/// as Kubernetes defines them.
+pub fn field_names(resource: &str) -> &'static [&'static str] {
+    match resource {
+        "pods" => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        "events" => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        "secrets" => &["type"],
+        "nodes" => &["spec.unschedulable"],
+        "namespaces" => &["status.phase"],
+        "replicasets" | "replicationcontrollers" => &["status.replicas"],
+        "jobs" => &["status.successful"],
+        _ => &[],
+    }
+}
+
+fn selectable_fields(resource: &str, value: &Value) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    for name in ["metadata.name", "metadata.namespace"]
+        .iter()
+        .chain(field_names(resource))
+    {
+        let pointer = if *name == "source" {
+            "/source/component".to_string()
+        } else {
+            format!("/{}", name.replace('.', "/"))
+        };
+        let text = match value.pointer(&pointer) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            // Kubernetes selects absent booleans as "false" and absent strings as "".
+            _ if name.ends_with("hostNetwork") || name.ends_with("unschedulable") => "false".into(),
+            _ => String::new(),
+        };
+        out.push((*name, text));
+    }
+    out
+}

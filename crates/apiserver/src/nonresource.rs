@@ -1,0 +1,86 @@
+//! Requests that name no resource: discovery, OpenAPI, version, metrics.
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::discovery::{self, DiscoveryRoot};
+use crate::error::ApiError;
+use crate::rest::{Api, json_bytes, json_value};
+use crate::server::Server;
+
+pub async fn serve(
+    srv: &Server,
+    api: &Api,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}"))
+            .into_response();
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let trimmed = path.trim_end_matches('/');
+    let parts: Vec<&str> = trimmed.split('/').filter(|p| !p.is_empty()).collect();
+    let result = match parts.as_slice() {
+        ["version"] => return crate::server::version_response(),
+        ["metrics"] => return srv.metrics.render(),
+        ["api"] | ["apis"] => {
+            let root = if parts[0] == "api" {
+                DiscoveryRoot::Core
+            } else {
+                DiscoveryRoot::Groups
+            };
+            if let Some(v) = discovery::wants_aggregated(accept) {
+                let doc = discovery::aggregated_discovery(root, v, &api.resources);
+                let mut r =
+                    json_value(StatusCode::OK, &doc).unwrap_or_else(IntoResponse::into_response);
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(v.content_type()),
+                );
+                return r;
+            }
+            match root {
+                DiscoveryRoot::Core => {
+                    json_value(StatusCode::OK, &discovery::api_versions(&srv.server_url))
+                }
+                DiscoveryRoot::Groups => {
+                    json_value(StatusCode::OK, &discovery::api_group_list(&api.resources))
+                }
+            }
+        }
+        ["api", version] => discovery::api_resource_list("", version, &api.resources)
+            .map(|v| json_value(StatusCode::OK, &v))
+            .unwrap_or(Err(not_found())),
+        ["apis", group] => discovery::api_group(group, &api.resources)
+            .map(|v| json_value(StatusCode::OK, &v))
+            .unwrap_or(Err(not_found())),
+        ["apis", group, version] => discovery::api_resource_list(group, version, &api.resources)
+            .map(|v| json_value(StatusCode::OK, &v))
+            .unwrap_or(Err(not_found())),
+        ["openapi", ..] => crate::openapi::serve(path, accept, &api.resources)
+            .map(|(ct, body)| {
+                let mut r = json_bytes(StatusCode::OK, body);
+                if let Ok(v) = HeaderValue::from_str(&ct) {
+                    r.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                r
+            })
+            .ok_or_else(not_found),
+        _ => Err(not_found()),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound {
+        message: "the server could not find the requested resource".into(),
+        kind: String::new(),
+        group: String::new(),
+        name: String::new(),
+    }
+}

@@ -1,0 +1,214 @@
+//! One generic REST handler for every resource (Kubernetes' `registry/generic`):
+//! routing by the resource table, per-kind behaviour in [`strategy`].
+
+pub mod read;
+pub mod request;
+pub mod reviews;
+pub mod strategy;
+pub mod watch;
+pub mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apimachinery::resources::Resource;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::Value;
+use store::Store;
+
+use crate::cache::Cache;
+use crate::error::{ApiError, ApiResult};
+use request::RequestInfo;
+
+/// Largest request body accepted, as Kubernetes' 3 MiB limit.
+pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// Everything a request handler needs.
+pub struct Api {
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<Cache>,
+    pub resources: Vec<Resource>,
+    pub config: ApiConfig,
+    pub authn: Arc<crate::auth::Authenticator>,
+    pub authz: Arc<crate::auth::Authorizer>,
+}
+
+/// Cluster settings the handlers need.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub service_cidr: crate::alloc::Cidr,
+}
+
+/// The decoded query string.
+pub type Query = HashMap<String, String>;
+
+/// A request that names a resource, after routing and authorization.
+pub struct Call<'a> {
+    pub info: &'a RequestInfo,
+    pub user: &'a crate::auth::UserInfo,
+    pub resource: &'a Resource,
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+impl Call<'_> {
+    pub fn namespace(&self) -> Option<&str> {
+        if self.resource.namespaced && !self.info.namespace.is_empty() {
+            Some(&self.info.namespace)
+        } else {
+            None
+        }
+    }
+
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.q("dryRun") == Some("All")
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+    }
+
+    pub fn accept(&self) -> &str {
+        self.headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+    }
+
+    /// Kubernetes' `not found` error for this call's resource and `name`.
+    pub fn not_found(&self, name: &str) -> ApiError {
+        ApiError::not_found(&self.resource.group, &self.resource.plural, name)
+    }
+}
+
+impl Api {
+    pub fn find_resource(&self, info: &RequestInfo) -> Option<&Resource> {
+        self.resources.iter().find(|r| {
+            r.group == info.group && r.version == info.version && r.plural == info.resource
+        })
+    }
+
+    /// Waits until the cache reflects every write acknowledged so far, so reads
+    /// served from memory are as fresh as reads from the store.
+    pub async fn consistent(&self) -> ApiResult<()> {
+        let rev = self.store.current_revision().await?;
+        self.cache.wait_for(rev, Duration::from_secs(10)).await
+    }
+
+    /// Serves one resource request.
+    pub async fn serve(
+        &self,
+        user: &crate::auth::UserInfo,
+        info: &RequestInfo,
+        query: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let Some(resource) = self.find_resource(info) else {
+            return ApiError::NotFound {
+                message: "the server could not find the requested resource".into(),
+                kind: info.resource.clone(),
+                group: info.group.clone(),
+                name: info.name.clone(),
+            }
+            .into_response();
+        };
+        let call = Call {
+            info,
+            user,
+            resource,
+            query,
+            headers,
+            body,
+        };
+        let result = match (info.verb.as_str(), info.subresource.as_str()) {
+            ("create", "") if resource.is_virtual() => reviews::create(self, &call).await,
+            ("create", "token") if resource.plural == "serviceaccounts" => {
+                reviews::service_account_token(self, &call).await
+            }
+            ("get", "") => read::get(self, &call).await,
+            ("get", "status") => read::get(self, &call).await,
+            ("get", "scale") => write::get_scale(self, &call).await,
+            ("list", _) => read::list(self, &call).await,
+            ("watch", _) => {
+                return watch::watch(self, &call)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response);
+            }
+            ("create", "") => write::create(self, &call).await,
+            ("create", "binding") => write::bind(self, &call).await,
+            ("create", "eviction") => write::evict(self, &call).await,
+            ("update" | "patch", "" | "status" | "finalize") => {
+                write::update_or_patch(self, &call).await
+            }
+            ("update" | "patch", "scale") => write::update_scale(self, &call).await,
+            ("delete", "") => write::delete(self, &call).await,
+            ("deletecollection", "") => write::delete_collection(self, &call).await,
+            (verb, sub) => Err(ApiError::MethodNotAllowed(if sub.is_empty() {
+                format!("the server does not allow this method on the requested resource ({verb})")
+            } else {
+                format!(
+                    "the server does not allow {verb} on subresource {sub} of {}",
+                    resource.plural
+                )
+            })),
+        };
+        result.unwrap_or_else(IntoResponse::into_response)
+    }
+}
+
+/// A JSON response from already-serialized bytes.
+pub fn json_bytes(code: StatusCode, body: impl Into<Body>) -> Response {
+    let mut resp = Response::new(body.into());
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn json_value(code: StatusCode, v: &Value) -> ApiResult<Response> {
+    let bytes = serde_json::to_vec(v).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json_bytes(code, bytes))
+}
+
+/// Decodes a request body: JSON, or YAML when the content type says so.
+pub fn decode_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::TooLarge(
+            "the request body is larger than 3 MiB".into(),
+        ));
+    }
+    let v: Value = if content_type.contains("yaml") {
+        serde_yaml_ng::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "the request body could not be decoded: json: {e}; expected a JSON object"
+            ))
+        })?
+    };
+    if !v.is_object() {
+        return Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}

@@ -1,0 +1,715 @@
+//! Per-kind behaviour on top of the generic handlers: what create and update may
+//! change, defaulting, validation, status handling, graceful deletion, and the
+//! allocation of Service cluster IPs and node ports.
+
+use apimachinery::resources::Resource;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+use super::{Api, Call, decode_body, json_value};
+use crate::cache::Entry;
+use crate::error::{ApiError, ApiResult, Cause};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Create,
+    Update,
+}
+
+pub fn now_rfc3339() -> String {
+    // Seconds precision, UTC, as metav1.Time serializes.
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format_rfc3339(secs as i64)
+}
+
+/// Formats Unix seconds as `2006-01-02T15:04:05Z` (civil-from-days, Howard Hinnant).
+pub fn format_rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn cause(reason: &str, field: &str, message: String) -> Cause {
+    Cause {
+        reason: reason.into(),
+        message,
+        field: field.into(),
+    }
+}
+
+/// Fills in or checks `apiVersion` and `kind` against the URL's resource.
+pub fn check_type(obj: &mut Value, r: &Resource) -> ApiResult<()> {
+    let want_av = r.api_version();
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), Value::String(r.kind.to_string()));
+        }
+        Some(k) if k == r.kind => {}
+        Some(k) => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({}) does not match the expected API version ({want_av}), or kind {k} is not {}",
+                map.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+                r.kind
+            )));
+        }
+    }
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), Value::String(want_av));
+        }
+        Some(av) if av == want_av => {}
+        Some(av) => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({av}) does not match the expected API version ({want_av})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn meta_mut(obj: &mut Value) -> ApiResult<&mut Map<String, Value>> {
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
+    let meta = map.entry("metadata").or_insert_with(|| json!({}));
+    meta.as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("metadata must be an object".into()))
+}
+
+/// Namespace from the URL, the name (or one generated from generateName), and the
+/// server-owned metadata of a new object.
+pub fn prepare_meta_for_create(obj: &mut Value, call: &Call<'_>) -> ApiResult<()> {
+    let r = call.resource;
+    let url_ns = call.namespace().map(str::to_string);
+    let meta = meta_mut(obj)?;
+    if r.namespaced {
+        let Some(ns) = url_ns else {
+            return Err(ApiError::BadRequest(format!(
+                "the namespace is required to create {}",
+                r.plural
+            )));
+        };
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            _ => {
+                meta.insert("namespace".into(), Value::String(ns));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        let prefix = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if prefix.is_empty() {
+            return Err(ApiError::invalid(
+                &r.group,
+                &r.kind,
+                "",
+                vec![cause(
+                    "FieldValueRequired",
+                    "metadata.name",
+                    "metadata.name: Required value: name or generateName is required".into(),
+                )],
+            ));
+        }
+        meta.insert("name".into(), Value::String(generate_name(&prefix)));
+    }
+    meta.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
+    meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
+    for server_owned in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
+        meta.remove(server_owned);
+    }
+    if has_generation(r) {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    Ok(())
+}
+
+/// `prefix` plus five random characters from Kubernetes' alphabet (no vowels).
+fn generate_name(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    let max_prefix = 63 - 5;
+    let prefix = if prefix.len() > max_prefix {
+        &prefix[..max_prefix]
+    } else {
+        prefix
+    };
+    format!("{prefix}{suffix}")
+}
+
+/// Kinds whose spec changes bump metadata.generation.
+fn has_generation(r: &Resource) -> bool {
+    r.has_subresource("status")
+        && !matches!(
+            r.plural.as_ref(),
+            "pods"
+                | "services"
+                | "nodes"
+                | "namespaces"
+                | "persistentvolumes"
+                | "persistentvolumeclaims"
+        )
+}
+
+pub fn bump_generation(obj: &mut Value) {
+    let g = obj
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    obj["metadata"]["generation"] = json!(g + 1);
+}
+
+/// Nothing may be created in a missing or terminating namespace.
+pub async fn check_namespace_usable(api: &Api, call: &Call<'_>) -> ApiResult<()> {
+    let Some(ns) = call.namespace() else {
+        return Ok(());
+    };
+    api.consistent().await?;
+    let Some(entry) = api.cache.get(&format!("/registry/namespaces/{ns}")) else {
+        return Err(ApiError::not_found("", "namespaces", ns));
+    };
+    if entry
+        .value()?
+        .pointer("/metadata/deletionTimestamp")
+        .is_some()
+    {
+        return Err(ApiError::Forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            call.resource.plural, call.info.name
+        )));
+    }
+    Ok(())
+}
+
+/// Defaulting, server-owned fields, validation and allocation, for a create or an
+/// update (`old` is the stored object).
+pub async fn prepare(
+    api: &Api,
+    call: &Call<'_>,
+    op: Op,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> ApiResult<()> {
+    let r = call.resource;
+    let av = r.api_version();
+    if let Some(old) = old {
+        keep_server_meta(obj, old)?;
+        if r.group.is_empty() && r.plural == "services" {
+            apimachinery::defaults::carry_over_service_allocations(obj, old);
+        }
+    }
+    apimachinery::defaults::apply_defaults(&av, &r.kind, obj);
+    if op == Op::Create {
+        reset_status_on_create(r, obj);
+        match (r.group.as_ref(), r.plural.as_ref()) {
+            // Admission: pods tolerate not-ready and unreachable nodes for 300 s.
+            ("", "pods") => apimachinery::defaults::default_tolerations(obj),
+            ("batch", "jobs") => {
+                let uid = obj
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                apimachinery::defaults::job_selector_and_labels(obj, &uid);
+            }
+            _ => {}
+        }
+    }
+    if let Some(old) = old
+        && has_generation(r)
+        && call.info.subresource.is_empty()
+        && spec_of(obj) != spec_of(old)
+    {
+        bump_generation(obj);
+    }
+    check_fields(call, obj)?;
+    let errors = apimachinery::validation::validate(&av, &r.kind, obj, old);
+    if !errors.is_empty() {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let causes = errors
+            .iter()
+            .map(|e| cause(e.reason(), &e.field, e.message()))
+            .collect();
+        return Err(ApiError::invalid(&r.group, &r.kind, &name, causes));
+    }
+    if op == Op::Create && r.plural == "services" && r.group.is_empty() && !call.dry_run() {
+        crate::alloc::allocate_service(api, obj).await?;
+    }
+    Ok(())
+}
+
+/// Unknown or mistyped fields: an error under fieldValidation=Strict (kubectl's
+/// default), ignored under Ignore, and under Warn passed over (a warning header is
+/// not yet sent).
+fn check_fields(call: &Call<'_>, obj: &Value) -> ApiResult<()> {
+    let r = call.resource;
+    let av = r.api_version();
+    if let Some(msg) = apimachinery::schema::decode_error(&av, &r.kind, obj) {
+        return Err(ApiError::BadRequest(msg));
+    }
+    if call.q("fieldValidation") != Some("Strict") {
+        return Ok(());
+    }
+    let unknown = apimachinery::schema::unknown_fields(&av, &r.kind, obj);
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    Err(ApiError::BadRequest(format!(
+        "strict decoding error: {}",
+        list.join(", ")
+    )))
+}
+
+fn spec_of(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    v
+}
+
+/// Metadata only the server sets survives any update.
+fn keep_server_meta(obj: &mut Value, old: &Value) -> ApiResult<()> {
+    let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    if obj.get("kind").is_none()
+        && let Some(k) = old.get("kind")
+    {
+        obj["kind"] = k.clone();
+    }
+    if obj.get("apiVersion").is_none()
+        && let Some(k) = old.get("apiVersion")
+    {
+        obj["apiVersion"] = k.clone();
+    }
+    let meta = meta_mut(obj)?;
+    for key in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+        "name",
+    ] {
+        match old_meta.get(key) {
+            Some(v) => meta.insert(key.into(), v.clone()),
+            None => meta.remove(key),
+        };
+    }
+    Ok(())
+}
+
+fn reset_status_on_create(r: &Resource, obj: &mut Value) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    match (r.group.as_ref(), r.plural.as_ref()) {
+        ("", "pods") => {
+            let qos = qos_class(map.get("spec"));
+            map.insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": qos}),
+            );
+        }
+        ("", "namespaces") => {
+            map.insert("status".into(), json!({"phase": "Active"}));
+        }
+        ("", "services") => {
+            map.insert("status".into(), json!({"loadBalancer": {}}));
+        }
+        ("", "nodes") | ("", "persistentvolumes") | ("", "persistentvolumeclaims") => {}
+        _ if r.has_subresource("status") => {
+            map.remove("status");
+        }
+        _ => {}
+    }
+}
+
+/// Guaranteed, Burstable or BestEffort, from the containers' requests and limits.
+fn qos_class(spec: Option<&Value>) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|f| spec.and_then(|s| s.get(*f)).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let req = c.pointer("/resources/requests").and_then(Value::as_object);
+        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
+        if req.is_some_and(|m| !m.is_empty()) || lim.is_some_and(|m| !m.is_empty()) {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            let l = lim.and_then(|m| m.get(res));
+            let q = req.and_then(|m| m.get(res)).or(l);
+            if l.is_none() || q != l {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// Applies a PATCH body to the current object by its content type.
+pub fn apply_patch(call: &Call<'_>, cur: &Value) -> ApiResult<Value> {
+    let r = call.resource;
+    apply_patch_to(call, cur, &r.api_version(), &r.kind)
+}
+
+pub fn apply_patch_to(
+    call: &Call<'_>,
+    cur: &Value,
+    api_version: &str,
+    kind: &str,
+) -> ApiResult<Value> {
+    use apimachinery::patch;
+    let ct = call.content_type();
+    let ct = ct.split(';').next().unwrap_or("").trim();
+    let bad = |e: patch::PatchError| ApiError::BadRequest(e.to_string());
+    match ct {
+        "application/json-patch+json" => patch::json_patch(cur, &call.body).map_err(bad),
+        "application/merge-patch+json" => {
+            let p = decode_patch(&call.body)?;
+            Ok(patch::merge_patch(cur, &p))
+        }
+        "application/strategic-merge-patch+json" => {
+            let p = decode_patch(&call.body)?;
+            patch::strategic_merge_patch(cur, &p, api_version, kind).map_err(|e| match e {
+                patch::PatchError::UnsupportedForKind { .. } => ApiError::UnsupportedMediaType(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({e})"
+                )),
+                other => bad(other),
+            })
+        }
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            // Server-side apply without field ownership yet: the applied
+            // configuration is merged into the live object.
+            let p = decode_body(&call.body, "application/yaml")?;
+            Ok(patch::merge_patch(cur, &p))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+        ))),
+    }
+}
+
+fn decode_patch(body: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))
+}
+
+/// Main resource writes keep the stored status; status writes keep everything but
+/// the status; namespace finalize writes change only spec.finalizers.
+pub fn merge_subresource(call: &Call<'_>, cur: &Value, new: &mut Value) -> ApiResult<()> {
+    let r = call.resource;
+    match call.info.subresource.as_str() {
+        "" if r.has_subresource("status") => {
+            let status = cur.get("status").cloned();
+            let map = new
+                .as_object_mut()
+                .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
+            match status {
+                Some(s) => map.insert("status".into(), s),
+                None => map.remove("status"),
+            };
+        }
+        "status" => {
+            let status = new.get("status").cloned();
+            let mut merged = cur.clone();
+            match status {
+                Some(s) => merged["status"] = s,
+                None => {
+                    if let Some(m) = merged.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+            merged["metadata"]["resourceVersion"] = new
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if merged["metadata"]["resourceVersion"].is_null()
+                && let Some(m) = merged["metadata"].as_object_mut()
+            {
+                m.remove("resourceVersion");
+            }
+            *new = merged;
+        }
+        "finalize" => {
+            let finalizers = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
+            let mut merged = cur.clone();
+            merged["spec"]["finalizers"] = finalizers;
+            *new = merged;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// True when an object being deleted has no finalizers left, so it goes now.
+pub fn finalized(obj: &Value) -> bool {
+    if obj.pointer("/metadata/deletionTimestamp").is_none() {
+        return false;
+    }
+    let meta_empty = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    let ns_empty = obj.get("kind").and_then(Value::as_str) != Some("Namespace")
+        || obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+    let pod_pending = obj.get("kind").and_then(Value::as_str) == Some("Pod")
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            > 0;
+    meta_empty && ns_empty && !pod_pending
+}
+
+/// Marks an object as being deleted when it cannot go at once (finalizers, a pod's
+/// grace period, a namespace's contents). Returns true when the object stays.
+pub fn begin_delete(
+    r: &Resource,
+    obj: &mut Value,
+    grace: Option<i64>,
+    propagation: Option<&str>,
+) -> bool {
+    let now = unix_now();
+    let mut finalizers: Vec<Value> = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let add = |fs: &mut Vec<Value>, f: &str| {
+        if !fs.iter().any(|v| v == f) {
+            fs.push(Value::String(f.into()));
+        }
+    };
+    match propagation {
+        Some("Foreground") => add(&mut finalizers, "foregroundDeletion"),
+        Some("Orphan") => add(&mut finalizers, "orphan"),
+        _ => {}
+    }
+    let mut grace_secs = 0;
+    if r.group.is_empty() && r.plural == "pods" {
+        let bound = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let phase = obj
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let terminal = phase == "Succeeded" || phase == "Failed";
+        let default = obj
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30);
+        grace_secs = if bound && !terminal {
+            grace.unwrap_or(default).max(0)
+        } else {
+            0
+        };
+        if let Some(existing) = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+        {
+            grace_secs = grace_secs.min(existing);
+        }
+    }
+    let ns_finalizers = r.group.is_empty()
+        && r.plural == "namespaces"
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+    if finalizers.is_empty() && grace_secs == 0 && !ns_finalizers {
+        return false;
+    }
+    if !finalizers.is_empty() {
+        obj["metadata"]["finalizers"] = Value::Array(finalizers);
+    }
+    if obj.pointer("/metadata/deletionTimestamp").is_none() || grace_secs > 0 {
+        obj["metadata"]["deletionTimestamp"] = Value::String(format_rfc3339(now + grace_secs));
+    }
+    obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace_secs);
+    if ns_finalizers {
+        obj["status"]["phase"] = json!("Terminating");
+    }
+    true
+}
+
+/// Releases what a deleted object held (a Service's cluster IP and node ports).
+pub async fn after_delete(api: &Api, call: &Call<'_>, obj: &Value) {
+    if call.resource.group.is_empty() && call.resource.plural == "services" {
+        crate::alloc::release_service(api, obj).await;
+    }
+}
+
+/// Releases allocations made for a create that was then refused by the store.
+pub async fn release_on_failed_create(api: &Api, call: &Call<'_>, obj: &Value) {
+    after_delete(api, call, obj).await;
+}
+
+/// Kubernetes answers a delete of these with the object rather than a Status.
+pub fn returns_deleted_object(r: &Resource) -> bool {
+    r.group.is_empty() && matches!(r.plural.as_ref(), "pods" | "services" | "namespaces")
+}
+
+/// Sets one status condition, keeping the transition time when nothing changed.
+pub fn set_condition(
+    obj: &mut Value,
+    kind: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+    now: &str,
+) {
+    if !obj.get("status").is_some_and(Value::is_object) {
+        obj["status"] = json!({});
+    }
+    let conds = obj["status"]
+        .as_object_mut()
+        .map(|s| s.entry("conditions").or_insert_with(|| json!([])));
+    let Some(Value::Array(conds)) = conds else {
+        return;
+    };
+    let mut new =
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    if let Some(r) = reason {
+        new["reason"] = json!(r);
+    }
+    if let Some(m) = message {
+        new["message"] = json!(m);
+    }
+    match conds
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+    {
+        Some(c) => {
+            if c.get("status").and_then(Value::as_str) == Some(status) {
+                new["lastTransitionTime"] =
+                    c.get("lastTransitionTime").cloned().unwrap_or(json!(now));
+            }
+            *c = new;
+        }
+        None => conds.push(new),
+    }
+}
+
+/// Answers with a `meta.k8s.io/v1` Table when the client asked for one (kubectl get).
+pub fn table_response(
+    call: &Call<'_>,
+    items: &[Arc<Entry>],
+    list: Option<(store::Revision, Option<&str>)>,
+) -> ApiResult<Option<Response>> {
+    let accept = call.accept();
+    if !accept.contains("as=Table") {
+        return Ok(None);
+    }
+    let values: Vec<Value> = items.iter().map(|e| e.value()).collect::<ApiResult<_>>()?;
+    let refs: Vec<&Value> = values.iter().collect();
+    let include = match call.q("includeObject") {
+        Some("None") => crate::table::IncludeObject::None,
+        Some("Object") => crate::table::IncludeObject::Object,
+        _ => crate::table::IncludeObject::Metadata,
+    };
+    let list_meta = match list {
+        Some((rev, cont)) => {
+            let mut m = json!({"resourceVersion": rev.to_string()});
+            if let Some(c) = cont {
+                m["continue"] = json!(c);
+            }
+            m
+        }
+        None => json!({}),
+    };
+    let table = crate::table::to_table(
+        call.resource,
+        &refs,
+        include,
+        list_meta,
+        std::time::SystemTime::now(),
+    );
+    json_value(StatusCode::OK, &table).map(Some)
+}

@@ -1,0 +1,560 @@
+//! create, update, patch, delete and the write subresources (binding, eviction,
+//! scale). Every write is a compare-and-swap on the stored object's revision.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use store::{Revision, StoreError};
+
+use super::strategy::{self, Op};
+use super::{Api, Call, decode_body, json_bytes, json_value};
+use crate::cache::entry_from;
+use crate::error::{ApiError, ApiResult};
+
+/// Attempts at a write that races with others before giving up with a 409.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Serializes an object for the store: the resourceVersion is the key's revision
+/// and is never stored, as in Kubernetes.
+fn to_stored(obj: &Value) -> ApiResult<Bytes> {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The response body for a written object: as stored, stamped with its revision.
+fn respond(code: StatusCode, key: &str, mut obj: Value, rev: Revision) -> Response {
+    let entry = entry_from(key.to_string(), &mut obj, rev);
+    json_bytes(code, entry.json)
+}
+
+fn name_of(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let mut obj = decode_body(&call.body, call.content_type())?;
+    strategy::check_type(&mut obj, call.resource)?;
+    strategy::prepare_meta_for_create(&mut obj, call)?;
+    strategy::check_namespace_usable(api, call).await?;
+    strategy::prepare(api, call, Op::Create, &mut obj, None).await?;
+    let name = name_of(&obj).to_string();
+    let key = call.resource.key(call.namespace(), &name);
+    if call.dry_run() {
+        if api.cache.get(&key).is_some() {
+            return Err(ApiError::already_exists(
+                &call.resource.group,
+                &call.resource.plural,
+                &name,
+            ));
+        }
+        return Ok(respond(StatusCode::CREATED, &key, obj, 0));
+    }
+    match api.store.create(&key, to_stored(&obj)?).await {
+        Ok(kv) => Ok(respond(StatusCode::CREATED, &key, obj, kv.mod_revision)),
+        Err(StoreError::AlreadyExists(_)) => {
+            strategy::release_on_failed_create(api, call, &obj).await;
+            Err(ApiError::already_exists(
+                &call.resource.group,
+                &call.resource.plural,
+                &name,
+            ))
+        }
+        Err(e) => {
+            strategy::release_on_failed_create(api, call, &obj).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// The current stored object: from the cache first, from the store after a lost race.
+async fn current(api: &Api, key: &str, fresh: bool) -> ApiResult<Option<(Value, Revision)>> {
+    if !fresh && let Some(e) = api.cache.get(key) {
+        return Ok(Some((e.value()?, e.mod_revision)));
+    }
+    match api.store.get(key, None).await? {
+        Some(kv) => {
+            let mut v: Value = serde_json::from_slice(&kv.value)
+                .map_err(|e| ApiError::Internal(format!("stored object is corrupt: {e}")))?;
+            if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert(
+                    "resourceVersion".into(),
+                    Value::String(kv.mod_revision.to_string()),
+                );
+            }
+            Ok(Some((v, kv.mod_revision)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Runs `change` on the current object until its compare-and-swap wins.
+/// `change` returns the new object, or `None` to leave it as it is.
+async fn guaranteed_update<F>(
+    api: &Api,
+    call: &Call<'_>,
+    name: &str,
+    mut change: F,
+) -> ApiResult<(Value, Revision)>
+where
+    F: FnMut(Value) -> ApiResult<Option<Value>>,
+{
+    let key = call.resource.key(call.namespace(), name);
+    let mut fresh = false;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((cur, rev)) = current(api, &key, fresh).await? else {
+            return Err(call.not_found(name));
+        };
+        let Some(new) = change(cur.clone())? else {
+            return Ok((cur, rev));
+        };
+        match api.store.update(&key, to_stored(&new)?, rev).await {
+            Ok(kv) => return Ok((new, kv.mod_revision)),
+            Err(StoreError::Conflict { .. }) => fresh = true,
+            Err(StoreError::NotFound(_)) => return Err(call.not_found(name)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::stale(
+        &call.resource.group,
+        &call.resource.plural,
+        name,
+    ))
+}
+
+/// PUT and PATCH on an object, its status or a namespace's finalizers.
+pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let is_patch = call.info.verb == "patch";
+    let is_apply = is_patch && call.content_type().starts_with("application/apply-patch");
+    let name = call.info.name.clone();
+    let key = call.resource.key(call.namespace(), &name);
+    let body = if is_patch {
+        None
+    } else {
+        Some(decode_body(&call.body, call.content_type())?)
+    };
+    if let Some(b) = &body
+        && name_of(b) != name
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            name_of(b)
+        )));
+    }
+    let mut fresh = false;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((cur, rev)) = current(api, &key, fresh).await? else {
+            if is_apply && call.info.subresource.is_empty() {
+                // Server-side apply of an absent object creates it.
+                return create(
+                    api,
+                    &Call {
+                        body: apply_body(call)?,
+                        ..*call
+                    },
+                )
+                .await;
+            }
+            return Err(call.not_found(&name));
+        };
+        let mut new = match &body {
+            Some(b) => b.clone(),
+            None => strategy::apply_patch(call, &cur)?,
+        };
+        let wanted_rv = new
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !wanted_rv.is_empty() && wanted_rv != rev.to_string() {
+            return Err(ApiError::stale(
+                &call.resource.group,
+                &call.resource.plural,
+                &name,
+            ));
+        }
+        strategy::merge_subresource(call, &cur, &mut new)?;
+        strategy::prepare(api, call, Op::Update, &mut new, Some(&cur)).await?;
+        if strip_rv(&cur) == strip_rv(&new) {
+            return Ok(respond(StatusCode::OK, &key, cur, rev));
+        }
+        if call.dry_run() {
+            return Ok(respond(StatusCode::OK, &key, new, rev));
+        }
+        if strategy::finalized(&new) {
+            // The last finalizer of an object being deleted is gone: delete it now.
+            return match api.store.delete(&key, Some(rev)).await {
+                Ok((_, del_rev)) => Ok(respond(StatusCode::OK, &key, new, del_rev)),
+                Err(StoreError::Conflict { .. }) => {
+                    fresh = true;
+                    continue;
+                }
+                Err(StoreError::NotFound(_)) => Err(call.not_found(&name)),
+                Err(e) => Err(e.into()),
+            };
+        }
+        match api.store.update(&key, to_stored(&new)?, rev).await {
+            Ok(kv) => return Ok(respond(StatusCode::OK, &key, new, kv.mod_revision)),
+            Err(StoreError::Conflict { .. }) => fresh = true,
+            Err(StoreError::NotFound(_)) => return Err(call.not_found(&name)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::stale(
+        &call.resource.group,
+        &call.resource.plural,
+        &name,
+    ))
+}
+
+fn strip_rv(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    v
+}
+
+fn apply_body(call: &Call<'_>) -> ApiResult<Bytes> {
+    let obj = decode_body(&call.body, "application/yaml")?;
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// DeleteOptions from the body or the query string.
+struct DeleteOptions {
+    grace: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+fn delete_options(call: &Call<'_>, body: Option<&Value>) -> ApiResult<DeleteOptions> {
+    let body = match body {
+        Some(b) => Some(b.clone()),
+        None if !call.body.is_empty() => Some(decode_body(&call.body, call.content_type())?),
+        None => None,
+    };
+    let from_body = |p: &str| body.as_ref().and_then(|b| b.pointer(p)).cloned();
+    let grace = match call.q("gracePeriodSeconds") {
+        Some(g) => Some(
+            g.parse()
+                .map_err(|_| ApiError::BadRequest(format!("invalid gracePeriodSeconds {g}")))?,
+        ),
+        None => from_body("/gracePeriodSeconds").and_then(|v| v.as_i64()),
+    };
+    let propagation = call
+        .q("propagationPolicy")
+        .map(str::to_string)
+        .or_else(|| from_body("/propagationPolicy").and_then(|v| v.as_str().map(str::to_string)))
+        .or_else(
+            || match from_body("/orphanDependents").and_then(|v| v.as_bool()) {
+                Some(true) => Some("Orphan".into()),
+                _ => None,
+            },
+        );
+    if let Some(p) = &propagation
+        && !matches!(p.as_str(), "Orphan" | "Background" | "Foreground")
+    {
+        return Err(ApiError::invalid(
+            "",
+            "DeleteOptions",
+            "",
+            vec![crate::error::Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+                field: "propagationPolicy".into(),
+            }],
+        ));
+    }
+    Ok(DeleteOptions {
+        grace,
+        propagation,
+        uid: from_body("/preconditions/uid").and_then(|v| v.as_str().map(str::to_string)),
+        resource_version: from_body("/preconditions/resourceVersion")
+            .and_then(|v| v.as_str().map(str::to_string)),
+    })
+}
+
+pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let opts = delete_options(call, None)?;
+    delete_one(api, call, &call.info.name.clone(), &opts).await
+}
+
+async fn delete_one(
+    api: &Api,
+    call: &Call<'_>,
+    name: &str,
+    opts: &DeleteOptions,
+) -> ApiResult<Response> {
+    let key = call.resource.key(call.namespace(), name);
+    let mut fresh = false;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((cur, rev)) = current(api, &key, fresh).await? else {
+            return Err(call.not_found(name));
+        };
+        let uid = cur
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if let Some(want) = &opts.uid
+            && want != uid
+        {
+            return Err(ApiError::conflict(
+                &call.resource.group,
+                &call.resource.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
+                ),
+            ));
+        }
+        if let Some(want) = &opts.resource_version
+            && want != &rev.to_string()
+        {
+            return Err(ApiError::conflict(
+                &call.resource.group,
+                &call.resource.plural,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+                ),
+            ));
+        }
+        let mut new = cur.clone();
+        let pending = strategy::begin_delete(
+            call.resource,
+            &mut new,
+            opts.grace,
+            opts.propagation.as_deref(),
+        );
+        if call.dry_run() {
+            return Ok(respond(StatusCode::OK, &key, new, rev));
+        }
+        if pending {
+            if strip_rv(&new) == strip_rv(&cur) {
+                return Ok(respond(StatusCode::OK, &key, cur, rev));
+            }
+            match api.store.update(&key, to_stored(&new)?, rev).await {
+                Ok(kv) => return Ok(respond(StatusCode::OK, &key, new, kv.mod_revision)),
+                Err(StoreError::Conflict { .. }) => {
+                    fresh = true;
+                    continue;
+                }
+                Err(StoreError::NotFound(_)) => return Err(call.not_found(name)),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match api.store.delete(&key, Some(rev)).await {
+            Ok((_, del_rev)) => {
+                strategy::after_delete(api, call, &cur).await;
+                if strategy::returns_deleted_object(call.resource) {
+                    return Ok(respond(StatusCode::OK, &key, cur, del_rev));
+                }
+                return json_value(
+                    StatusCode::OK,
+                    &json!({
+                        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                        "details": {"name": name, "group": call.resource.group, "kind": call.resource.plural, "uid": uid},
+                    }),
+                );
+            }
+            Err(StoreError::Conflict { .. }) => fresh = true,
+            Err(StoreError::NotFound(_)) => return Err(call.not_found(name)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::stale(
+        &call.resource.group,
+        &call.resource.plural,
+        name,
+    ))
+}
+
+pub async fn delete_collection(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let selectors = crate::selectors::Selectors::from_call(call)?;
+    let opts = delete_options(call, None)?;
+    api.consistent().await?;
+    let prefix = super::read::list_prefix(call);
+    let (snap, _) = api.cache.list(&prefix, None, 0, &|e| selectors.matches(e));
+    let mut deleted = Vec::new();
+    for entry in &snap.items {
+        let v = entry.value()?;
+        let name = name_of(&v).to_string();
+        let ns = v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let info = super::request::RequestInfo {
+            name: name.clone(),
+            namespace: ns,
+            ..call.info.clone()
+        };
+        let sub = Call {
+            info: &info,
+            user: call.user,
+            resource: call.resource,
+            query: call.query,
+            headers: call.headers,
+            body: Bytes::new(),
+        };
+        match delete_one(api, &sub, &name, &opts).await {
+            Ok(_) | Err(ApiError::NotFound { .. }) => deleted.push(entry.clone()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_bytes(
+        StatusCode::OK,
+        super::read::list_body(call, &deleted, api.cache.revision(), None),
+    ))
+}
+
+/// POST pods/NAME/binding: the scheduler's placement.
+pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let binding = decode_body(&call.body, call.content_type())?;
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            &call.info.name,
+            vec![crate::error::Cause {
+                reason: "FieldValueRequired".into(),
+                message: "target.name: Required value".into(),
+                field: "target.name".into(),
+            }],
+        ));
+    }
+    let name = call.info.name.clone();
+    let now = strategy::now_rfc3339();
+    guaranteed_update(api, call, &name, |mut pod| {
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                &name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        let current = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !current.is_empty() {
+            return Err(ApiError::conflict(
+                "",
+                "pods",
+                &name,
+                &format!("pod {name} is already assigned to node \"{current}\""),
+            ));
+        }
+        pod["spec"]["nodeName"] = Value::String(node.clone());
+        strategy::set_condition(&mut pod, "PodScheduled", "True", None, None, &now);
+        Ok(Some(pod))
+    })
+    .await?;
+    json_value(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
+/// POST pods/NAME/eviction: a graceful delete on behalf of a disruption.
+pub async fn evict(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let eviction = decode_body(&call.body, call.content_type())?;
+    let opts = delete_options(call, eviction.get("deleteOptions"))?;
+    delete_one(api, call, &call.info.name.clone(), &opts).await?;
+    json_value(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    )
+}
+
+fn scale_of(obj: &Value) -> Value {
+    let meta = &obj["metadata"];
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+pub async fn get_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    api.consistent().await?;
+    let key = call.resource.key(call.namespace(), &call.info.name);
+    let entry = api
+        .cache
+        .get(&key)
+        .ok_or_else(|| call.not_found(&call.info.name))?;
+    json_value(StatusCode::OK, &scale_of(&entry.value()?))
+}
+
+pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
+    let name = call.info.name.clone();
+    let (obj, rev) = guaranteed_update(api, call, &name, |mut obj| {
+        let scale = match call.info.verb.as_str() {
+            "patch" => strategy::apply_patch_to(call, &scale_of(&obj), "autoscaling/v1", "Scale")?,
+            _ => decode_body(&call.body, call.content_type())?,
+        };
+        let wanted = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        let cur = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
+        if !wanted.is_empty() && wanted != cur {
+            return Err(ApiError::stale(&call.resource.group, &call.resource.plural, &name));
+        }
+        let replicas = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+        if replicas < 0 {
+            return Err(ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &name,
+                vec![crate::error::Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0"),
+                    field: "spec.replicas".into(),
+                }],
+            ));
+        }
+        if obj.pointer("/spec/replicas").and_then(Value::as_i64) == Some(replicas) {
+            return Ok(None);
+        }
+        obj["spec"]["replicas"] = json!(replicas);
+        strategy::bump_generation(&mut obj);
+        Ok(Some(obj))
+    })
+    .await?;
+    let mut obj = obj;
+    obj["metadata"]["resourceVersion"] = Value::String(rev.to_string());
+    json_value(StatusCode::OK, &scale_of(&obj))
+}

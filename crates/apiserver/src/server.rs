@@ -1,0 +1,358 @@
+//! Starting the API server: data dir, store, certificates, kubeconfig, the watch
+//! cache, bootstrap objects, and the one HTTP entry point every request goes through
+//! (authentication → authorization → routing).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Query as AxumQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use store::Store;
+
+use crate::alloc::Cidr;
+use crate::auth::{Attributes, Authenticator, Authorizer, Decision, UserInfo};
+use crate::cache::Cache;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::pki::{Pki, ServerSans};
+use crate::rest::{Api, MAX_BODY_BYTES, Query, json_value, request};
+use crate::tls::PeerCertificate;
+
+/// The version `/version` reports; kubectl compares it with its own.
+pub const KUBE_VERSION: &str = "v1.33.0";
+
+/// What `flotilla server` was asked to run.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    pub https_port: u16,
+    pub datastore_endpoint: Option<String>,
+    pub token: Option<String>,
+    pub node_name: String,
+    pub node_ip: Option<IpAddr>,
+    pub cluster_cidr: String,
+    pub service_cidr: Cidr,
+    pub cluster_dns: Ipv4Addr,
+}
+
+/// Shared by every request.
+pub struct Server {
+    pub config: ServerConfig,
+    pub pki: Pki,
+    pub authn: Arc<Authenticator>,
+    pub authz: Arc<Authorizer>,
+    /// Set once the store answered and the cache is loaded; until then resource
+    /// requests get 503 and /readyz says why.
+    pub api: OnceLock<Arc<Api>>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Metrics,
+    pub server_url: String,
+}
+
+/// A started server: where it listens, and the task serving it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: Arc<Server>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn read_or_create_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+    let path = dir.join("token");
+    if let Some(t) = given {
+        write_private(&path, t)?;
+        return Ok(t.to_string());
+    }
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_string();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let token = format!("K10{}", uuid::Uuid::new_v4().simple());
+    write_private(&path, &token)?;
+    Ok(token)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    Ok(())
+}
+
+impl Server {
+    /// Prepares the data dir, certificates and kubeconfig, binds the port and starts
+    /// serving; the store is connected in the background (readyz reports it).
+    pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let token = read_or_create_token(&config.data_dir, config.token.as_deref())?;
+        let store = store::open(config.datastore_endpoint.as_deref(), &config.data_dir).await?;
+
+        let mut sans = ServerSans::default();
+        sans.ips.push(IpAddr::V4(config.service_cidr.nth(1)));
+        if !config.bind_address.is_unspecified() {
+            sans.ips.push(config.bind_address);
+        }
+        if let Some(ip) = config.node_ip {
+            sans.ips.push(ip);
+        }
+        sans.dns.push(config.node_name.clone());
+        let pki = Pki::load_or_create(&config.data_dir.join("tls"), &sans)?;
+        let tls = pki.server_config()?;
+
+        let listener =
+            tokio::net::TcpListener::bind((config.bind_address, config.https_port)).await?;
+        let addr = listener.local_addr()?;
+        let host = if config.bind_address.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            config.bind_address
+        };
+        let server_url = format!("https://{}", SocketAddr::new(host, addr.port()));
+
+        let (cert, key) = pki.issue_client_cert("system:admin", &["system:masters"])?;
+        crate::kubeconfig::write_kubeconfig(
+            &config.data_dir.join("kubeconfig.yaml"),
+            &server_url,
+            pki.ca_pem(),
+            crate::kubeconfig::Credential::ClientCert {
+                cert_pem: cert,
+                key_pem: key,
+            },
+        )?;
+
+        let authn = Arc::new(Authenticator::new(
+            pki.service_account_key_pem(),
+            Some(&token),
+        )?);
+        let rbac = Arc::new(crate::rbac_source::CacheRbac::default());
+        let authz = Arc::new(Authorizer::new(rbac.clone()));
+        let server = Arc::new(Server {
+            config,
+            pki,
+            authn,
+            authz,
+            api: OnceLock::new(),
+            store: store.clone(),
+            metrics: Metrics::default(),
+            server_url,
+        });
+
+        let bg = server.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match Cache::start(bg.store.clone()).await {
+                    Ok(cache) => {
+                        rbac.set(cache.clone());
+                        let api = Arc::new(Api {
+                            store: bg.store.clone(),
+                            cache,
+                            resources: apimachinery::resources::BUILTIN.to_vec(),
+                            config: crate::rest::ApiConfig {
+                                service_cidr: bg.config.service_cidr,
+                            },
+                            authn: bg.authn.clone(),
+                            authz: bg.authz.clone(),
+                        });
+                        if let Err(e) = crate::bootstrap::ensure(&api).await {
+                            tracing::warn!(error = %e, "bootstrap objects not created yet; retrying");
+                        } else {
+                            let _ = bg.api.set(api);
+                            tracing::info!("API server ready");
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "store not reachable yet; retrying"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(server.clone());
+        let task = tokio::spawn(crate::tls::serve(
+            listener,
+            tls,
+            app,
+            std::future::pending(),
+        ));
+        Ok(Running { addr, server, task })
+    }
+}
+
+async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query: Query = AxumQuery::<Query>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let watch_param = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    let info = request::parse(&parts.method, &path, watch_param);
+
+    let resp = async {
+        if let Some(r) = health(&srv, &path).await {
+            return r;
+        }
+        let peer = parts
+            .extensions
+            .get::<PeerCertificate>()
+            .and_then(|p| p.0.clone());
+        let auth_header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let user = match srv.authn.authenticate(peer.as_deref(), auth_header) {
+            Ok(Some(u)) => u,
+            Ok(None) if path == "/version" => UserInfo {
+                name: "system:anonymous".into(),
+                groups: vec!["system:unauthenticated".into()],
+                ..Default::default()
+            },
+            Ok(None) => return ApiError::Unauthorized("Unauthorized".into()).into_response(),
+            Err(e) => {
+                tracing::debug!(error = %e, "authentication failed");
+                return ApiError::Unauthorized("Unauthorized".into()).into_response();
+            }
+        };
+        let attrs = Attributes {
+            user: &user,
+            verb: &info.verb,
+            api_group: &info.group,
+            resource: &info.resource,
+            subresource: &info.subresource,
+            namespace: &info.namespace,
+            name: &info.name,
+            path: &path,
+            is_resource_request: info.is_resource_request,
+        };
+        let api = srv.api.get();
+        let pod_node = |ns: &str, name: &str| {
+            let entry = api?.cache.get(&format!("/registry/pods/{ns}/{name}"))?;
+            entry.field("spec.nodeName").map(str::to_string)
+        };
+        if path != "/version"
+            && let Decision::Deny { reason } = srv.authz.authorize_with(&attrs, &pod_node)
+        {
+            return ApiError::Forbidden(forbidden(&info, &reason)).into_response();
+        }
+        let Some(api) = api else {
+            return ApiError::Unavailable(
+                "the API server is starting: the store is not reachable yet".into(),
+            )
+            .into_response();
+        };
+        if !info.is_resource_request {
+            return crate::nonresource::serve(&srv, api, &parts.method, &path, &parts.headers)
+                .await;
+        }
+        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ApiError::TooLarge("the request body is larger than 3 MiB".into())
+                    .into_response();
+            }
+        };
+        api.serve(&user, &info, &query, &parts.headers, body).await
+    }
+    .await;
+    srv.metrics.observe(
+        &info.verb,
+        &info.resource,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
+}
+
+/// Kubernetes' 403 text: `pods "web" is forbidden: User "alice" cannot get ...`.
+fn forbidden(info: &request::RequestInfo, reason: &str) -> String {
+    if !info.is_resource_request {
+        return format!("forbidden: {reason}");
+    }
+    let mut what = info.resource.clone();
+    if !info.subresource.is_empty() {
+        what = format!("{what}/{}", info.subresource);
+    }
+    if !info.group.is_empty() {
+        what = format!("{what}.{}", info.group);
+    }
+    if info.name.is_empty() {
+        format!("{what} is forbidden: {reason}")
+    } else {
+        format!("{what} \"{}\" is forbidden: {reason}", info.name)
+    }
+}
+
+/// `/readyz`, `/livez`, `/healthz`: unauthenticated, as kubelets and load balancers
+/// probe them without credentials.
+async fn health(srv: &Server, path: &str) -> Option<Response> {
+    match path {
+        "/livez" | "/healthz" => Some(text(StatusCode::OK, "ok")),
+        "/readyz" => {
+            if srv.api.get().is_none() {
+                return Some(text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "[-]store failed: not connected yet\nreadyz check failed",
+                ));
+            }
+            Some(
+                match tokio::time::timeout(Duration::from_secs(5), srv.store.ready()).await {
+                    Ok(Ok(())) => text(StatusCode::OK, "ok"),
+                    Ok(Err(e)) => text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        &format!("[-]store failed: {e}\nreadyz check failed"),
+                    ),
+                    Err(_) => text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "[-]store failed: timed out\nreadyz check failed",
+                    ),
+                },
+            )
+        }
+        _ => None,
+    }
+}
+
+fn text(code: StatusCode, body: &str) -> Response {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// `/version` as Kubernetes reports it.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": KUBE_VERSION,
+        "gitCommit": "flotilla",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-28T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH),
+    })
+}
+
+pub fn version_response() -> Response {
+    json_value(StatusCode::OK, &version()).unwrap_or_else(IntoResponse::into_response)
+}

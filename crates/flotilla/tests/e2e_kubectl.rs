@@ -1,0 +1,314 @@
+//! End to end: the real binary, driven by the real kubectl.
+
+mod common;
+
+use common::Cluster;
+use serde_json::Value;
+
+const MANIFEST: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: web-secret
+stringData:
+  password: s3cret
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: httpd
+        image: busybox:stable
+        command: ["httpd", "-f", "-p", "80"]
+        ports:
+        - containerPort: 80
+        env:
+        - name: GREETING
+          valueFrom:
+            configMapKeyRef: {name: web-config, key: greeting}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - port: 80
+    targetPort: 80
+"#;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn system_namespaces_and_version() {
+    let c = Cluster::start(&[]);
+    let out = c.ok(&["get", "namespaces"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(out.contains(ns), "namespace {ns} missing from:\n{out}");
+    }
+    assert!(
+        out.starts_with("NAME"),
+        "kubectl did not print a table:\n{out}"
+    );
+    let v = c.ok(&["version", "-o", "json"]);
+    assert_eq!(json(&v)["serverVersion"]["minor"], "33");
+    let svc = json(&c.ok(&["get", "service", "kubernetes", "-o", "json"]));
+    assert_eq!(svc["spec"]["clusterIP"], "10.43.0.1");
+}
+
+#[test]
+fn apply_reapply_and_read_back() {
+    let c = Cluster::start(&[]);
+    let out = c.ok_in(None, &["apply", "-f", "-"], Some(MANIFEST));
+    for line in [
+        "configmap/web-config created",
+        "secret/web-secret created",
+        "deployment.apps/web created",
+        "service/web created",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    let changed = MANIFEST
+        .replace("replicas: 2", "replicas: 3")
+        .replace("greeting: hello", "greeting: bonjour");
+    let out = c.ok_in(None, &["apply", "-f", "-"], Some(&changed));
+    assert!(out.contains("configmap/web-config configured"), "{out}");
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(out.contains("service/web unchanged"), "{out}");
+    let d = json(&c.ok(&["get", "deployment", "web", "-o", "json"]));
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(
+        d["metadata"]["generation"], 2,
+        "a spec change bumps the generation"
+    );
+    assert_eq!(
+        d["spec"]["strategy"]["type"], "RollingUpdate",
+        "defaults applied"
+    );
+    let svc = json(&c.ok(&["get", "service", "web", "-o", "json"]));
+    let ip = svc["spec"]["clusterIP"].as_str().unwrap_or("");
+    assert!(
+        ip.starts_with("10.43.") && ip != "10.43.0.1",
+        "service got cluster IP {ip:?}"
+    );
+    let cm = json(&c.ok(&["get", "configmap", "web-config", "-o", "json"]));
+    assert_eq!(cm["data"]["greeting"], "bonjour");
+    let secret = json(&c.ok(&["get", "secret", "web-secret", "-o", "json"]));
+    assert_eq!(
+        secret["data"]["password"], "czNjcmV0",
+        "stringData is folded into data"
+    );
+}
+
+#[test]
+fn label_annotate_patch_replace_delete() {
+    let c = Cluster::start(&[]);
+    c.ok(&["create", "configmap", "cfg", "--from-literal=a=1"]);
+    c.ok(&["label", "configmap", "cfg", "tier=backend"]);
+    c.ok(&["annotate", "configmap", "cfg", "owner=team-a"]);
+    let out = c.ok(&["get", "configmaps", "-l", "tier=backend", "-o", "name"]);
+    assert_eq!(out.trim(), "configmap/cfg");
+    let out = c.ok(&["get", "configmaps", "-l", "tier!=backend", "-o", "name"]);
+    assert!(!out.contains("configmap/cfg"), "{out}");
+    c.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"b":"2"}}"#,
+    ]);
+    c.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/data/a","value":"10"}]"#,
+    ]);
+    c.ok(&["patch", "configmap", "cfg", "-p", r#"{"data":{"c":"3"}}"#]);
+    let cm = json(&c.ok(&["get", "configmap", "cfg", "-o", "json"]));
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"a": "10", "b": "2", "c": "3"})
+    );
+    assert_eq!(cm["metadata"]["annotations"]["owner"], "team-a");
+    // A replace with a stale resourceVersion is refused with a conflict.
+    let mut stale = cm.clone();
+    stale["metadata"]["resourceVersion"] = Value::String("1".into());
+    let err = c.fails(&["replace", "-f", "-"], Some(&stale.to_string()));
+    assert!(err.contains("the object has been modified"), "{err}");
+    let mut fresh = cm.clone();
+    fresh["data"]["d"] = Value::String("4".into());
+    c.ok_in(None, &["replace", "-f", "-"], Some(&fresh.to_string()));
+    c.ok(&["delete", "configmap", "cfg", "--wait"]);
+    let err = c.fails(&["get", "configmap", "cfg"], None);
+    assert!(err.contains("configmaps \"cfg\" not found"), "{err}");
+}
+
+#[test]
+fn invalid_objects_are_refused_naming_the_field() {
+    let c = Cluster::start(&[]);
+    let bad_name = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n";
+    let err = c.fails(&["apply", "-f", "-"], Some(bad_name));
+    assert!(
+        err.contains("metadata.name") && err.contains("Invalid value: \"Bad_Name\""),
+        "{err}"
+    );
+    let no_image =
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n";
+    let err = c.fails(&["apply", "-f", "-"], Some(no_image));
+    assert!(err.contains("spec.containers[0].image"), "{err}");
+    let unknown = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ok\ndatta:\n  a: b\n";
+    let err = c.fails(&["create", "-f", "-"], Some(unknown));
+    assert!(err.contains("datta"), "unknown field not named: {err}");
+    let err = c.fails(&["create", "namespace", "bad_ns"], None);
+    assert!(err.contains("metadata.name"), "{err}");
+}
+
+#[test]
+fn pagination_and_selectors() {
+    let c = Cluster::start(&[]);
+    let mut many = String::new();
+    for i in 0..25 {
+        many.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i:02}\n  labels: {{batch: \"{}\"}}\n", i % 2));
+    }
+    c.ok_in(None, &["create", "-f", "-"], Some(&many));
+    let out = c.ok(&["get", "configmaps", "--chunk-size=7", "-o", "name"]);
+    let names: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("configmap/cm-"))
+        .collect();
+    assert_eq!(names.len(), 25, "{out}");
+    let out = c.ok(&[
+        "get",
+        "configmaps",
+        "-l",
+        "batch=1",
+        "--chunk-size=3",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.lines().count(), 12, "{out}");
+    let out = c.ok(&[
+        "get",
+        "configmaps",
+        "--field-selector",
+        "metadata.name=cm-07",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.trim(), "configmap/cm-07");
+}
+
+#[test]
+fn watch_sees_changes() {
+    let c = Cluster::start(&[]);
+    let mut cmd = std::process::Command::new(common::kubectl_bin(None));
+    cmd.arg("--kubeconfig").arg(&c.kubeconfig).args([
+        "get",
+        "configmaps",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        "name",
+    ]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut watcher = cmd.spawn().expect("kubectl watch");
+    let stdout = watcher.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // The watch is established once the first list (empty) has been printed; a
+    // creation after it must arrive as an event.
+    c.ok(&["create", "configmap", "watched", "--from-literal=a=1"]);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.push(line);
+            if seen.iter().any(|l| l.contains("configmap/watched")) {
+                break;
+            }
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(
+        seen.iter().any(|l| l.contains("configmap/watched")),
+        "watch printed {seen:?}"
+    );
+}
+
+#[test]
+fn older_and_newer_kubectl_work() {
+    let c = Cluster::start(&[]);
+    for minor in [27, 33] {
+        let out = c.ok_in(Some(minor), &["get", "namespaces"], None);
+        assert!(out.contains("kube-system"), "kubectl 1.{minor}: {out}");
+        let name = format!("from-{minor}");
+        let cm =
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n");
+        c.ok_in(Some(minor), &["apply", "-f", "-"], Some(&cm));
+        let out = c.ok_in(
+            Some(minor),
+            &["get", "configmap", &name, "-o", "jsonpath={.data.a}"],
+            None,
+        );
+        assert_eq!(out, "b");
+    }
+}
+
+#[test]
+fn restart_keeps_objects_and_credentials() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let c = Cluster::start_in(data.clone(), &[]);
+    c.ok(&["create", "configmap", "survivor", "--from-literal=a=1"]);
+    let ca_before = std::fs::read(data.join("tls/server-ca.crt")).expect("CA written");
+    let token_before = std::fs::read_to_string(data.join("token")).expect("token written");
+    c.stop();
+    let c2 = Cluster::start_in(data.clone(), &[]);
+    let out = c2.ok(&["get", "configmap", "survivor", "-o", "name"]);
+    assert_eq!(out.trim(), "configmap/survivor");
+    assert_eq!(
+        std::fs::read(data.join("tls/server-ca.crt")).expect("CA"),
+        ca_before,
+        "CA regenerated"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("token")).expect("token"),
+        token_before,
+        "token regenerated"
+    );
+}
