@@ -1,6 +1,7 @@
 //! What every component needs about Kubernetes objects, with no I/O: the resource
 //! table, validation, defaulting, selectors and patching.
 
+pub mod apply;
 pub mod cron;
 pub mod defaults;
 pub mod patch;
