@@ -256,6 +256,9 @@ pub async fn prepare(
             apimachinery::defaults::carry_over_service_allocations(obj, old);
         }
     }
+    if r.group.is_empty() && r.plural == "secrets" {
+        fold_string_data(obj);
+    }
     apimachinery::defaults::apply_defaults(&av, &r.kind, obj);
     if op == Op::Create {
         reset_status_on_create(r, obj);
@@ -281,6 +284,7 @@ pub async fn prepare(
         bump_generation(obj);
     }
     check_fields(call, obj)?;
+    record_managed_fields(call, obj, old);
     let errors = apimachinery::validation::validate(&av, &r.kind, obj, old);
     if !errors.is_empty() {
         let name = obj
@@ -324,6 +328,31 @@ fn check_fields(call: &Call<'_>, obj: &Value) -> ApiResult<()> {
         "strict decoding error: {}",
         list.join(", ")
     )))
+}
+
+/// A Secret's write-only `stringData` is folded into `data` (base64), winning
+/// over the same key in `data`, as Kubernetes' conversion does.
+fn fold_string_data(obj: &mut Value) {
+    use base64::Engine;
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (k, v) in string_data {
+            let text = v.as_str().unwrap_or_default();
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
 }
 
 fn spec_of(v: &Value) -> Value {
@@ -456,15 +485,74 @@ pub fn apply_patch_to(
             })
         }
         "application/apply-patch+yaml" | "application/apply-patch+json" => {
-            // Server-side apply without field ownership yet: the applied
-            // configuration is merged into the live object.
-            let p = decode_body(&call.body, "application/yaml")?;
-            Ok(patch::merge_patch(cur, &p))
+            server_side_apply(call, Some(cur))
         }
         other => Err(ApiError::UnsupportedMediaType(format!(
             "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
         ))),
     }
+}
+
+/// Whether this write is a server-side apply.
+pub fn is_apply(call: &Call<'_>) -> bool {
+    call.info.verb == "patch" && call.content_type().starts_with("application/apply-patch")
+}
+
+/// Server-side apply: merges the applied configuration into `live` (or a new
+/// object), tracking field ownership; conflicts with other managers are a 409
+/// unless `force=true`.
+pub fn server_side_apply(call: &Call<'_>, live: Option<&Value>) -> ApiResult<Value> {
+    let config = decode_body(&call.body, "application/yaml")?;
+    let Some(manager) = call.q("fieldManager") else {
+        return Err(ApiError::BadRequest(
+            "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"
+                .into(),
+        ));
+    };
+    let now = now_rfc3339();
+    let av = call.resource.api_version();
+    let m = apimachinery::apply::Manager {
+        name: manager,
+        api_version: &av,
+        kind: &call.resource.kind,
+        time: &now,
+        subresource: &call.info.subresource,
+    };
+    let force = call.q("force") == Some("true");
+    apimachinery::apply::apply(live, &config, &m, force).map_err(|e| match e {
+        apimachinery::apply::ApplyError::Conflicts(_) => ApiError::Conflict {
+            message: e.to_string(),
+            kind: call.resource.plural.to_string(),
+            group: call.resource.group.to_string(),
+            name: call.info.name.clone(),
+        },
+        other => ApiError::BadRequest(other.to_string()),
+    })
+}
+
+/// Records who changed which fields (`metadata.managedFields`) on ordinary writes,
+/// named by `fieldManager` or else the client's user agent, as Kubernetes does.
+fn record_managed_fields(call: &Call<'_>, obj: &mut Value, old: Option<&Value>) {
+    if is_apply(call) || call.resource.is_virtual() {
+        return;
+    }
+    let agent = call
+        .headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .unwrap_or("unknown");
+    let name = call.q("fieldManager").unwrap_or(agent).to_string();
+    let now = now_rfc3339();
+    let av = call.resource.api_version();
+    let m = apimachinery::apply::Manager {
+        name: &name,
+        api_version: &av,
+        kind: &call.resource.kind,
+        time: &now,
+        subresource: &call.info.subresource,
+    };
+    apimachinery::apply::record_update(old, obj, &m);
 }
 
 fn decode_patch(body: &[u8]) -> ApiResult<Value> {

@@ -132,7 +132,7 @@ where
 /// PUT and PATCH on an object, its status or a namespace's finalizers.
 pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let is_patch = call.info.verb == "patch";
-    let is_apply = is_patch && call.content_type().starts_with("application/apply-patch");
+    let is_apply = strategy::is_apply(call);
     let name = call.info.name.clone();
     let key = call.resource.key(call.namespace(), &name);
     let body = if is_patch {
@@ -153,10 +153,13 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
         let Some((cur, rev)) = current(api, &key, fresh).await? else {
             if is_apply && call.info.subresource.is_empty() {
                 // Server-side apply of an absent object creates it.
+                let obj = strategy::server_side_apply(call, None)?;
+                let body =
+                    serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
                 return create(
                     api,
                     &Call {
-                        body: apply_body(call)?,
+                        body: body.into(),
                         ..*call
                     },
                 )
@@ -219,13 +222,6 @@ fn strip_rv(v: &Value) -> Value {
         meta.remove("resourceVersion");
     }
     v
-}
-
-fn apply_body(call: &Call<'_>) -> ApiResult<Bytes> {
-    let obj = decode_body(&call.body, "application/yaml")?;
-    serde_json::to_vec(&obj)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// DeleteOptions from the body or the query string.
