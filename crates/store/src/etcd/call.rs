@@ -20,6 +20,7 @@ const CODE_CANCELLED: i32 = 1;
 const CODE_UNKNOWN: i32 = 2;
 const CODE_INVALID_ARGUMENT: i32 = 3;
 const CODE_DEADLINE_EXCEEDED: i32 = 4;
+const CODE_RESOURCE_EXHAUSTED: i32 = 8;
 const CODE_OUT_OF_RANGE: i32 = 11;
 const CODE_UNAVAILABLE: i32 = 14;
 
@@ -60,6 +61,7 @@ pub(crate) fn classify(e: &etcd_client::Error) -> Failure {
                 CODE_OUT_OF_RANGE if msg.contains("compacted") => Failure::Compacted,
                 CODE_OUT_OF_RANGE if msg.contains("future") => Failure::FutureRevision,
                 CODE_INVALID_ARGUMENT if msg.contains("too large") => Failure::TooLarge,
+                CODE_RESOURCE_EXHAUSTED if msg.contains("larger than max") => Failure::TooLarge,
                 CODE_UNAVAILABLE => {
                     // Refused before anything was proposed: a connection that
                     // could not be made, a member without leader, overload.

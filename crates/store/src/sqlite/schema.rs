@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::{Result, StoreError};
@@ -218,8 +219,7 @@ pub(crate) fn open_writer(path: &Path, found: Found) -> Result<Connection> {
     // Cap the WAL file left behind after a checkpoint resets it.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(map_err)?;
-    conn.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
-    conn.set_prepared_statement_cache_capacity(32);
+    tune(&conn)?;
     if let Found::Empty = found {
         let init = format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;");
         conn.execute_batch(&init).map_err(map_err)?;
@@ -232,9 +232,20 @@ pub(crate) fn open_writer(path: &Path, found: Found) -> Result<Connection> {
 pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
+    tune(&conn)?;
+    Ok(conn)
+}
+
+/// Settings every connection gets.
+fn tune(conn: &Connection) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
     conn.set_prepared_statement_cache_capacity(32);
-    Ok(conn)
+    // Without the query planner stability guarantee, SQLite (built with
+    // STAT4) re-plans cached statements whenever a bound key changes, which
+    // re-parses them on every call.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(map_err)?;
+    Ok(())
 }
 
 /// The compaction state and the current revision, as seen by one snapshot.
