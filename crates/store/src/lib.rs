@@ -112,7 +112,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// Options for [`Store::list`].
 #[derive(Clone, Debug, Default)]
 pub struct ListOptions {
-    /// Read the state as of this revision; `None` reads the latest.
+    /// Read the state as of this revision; `None` (or zero) reads the latest.
     pub revision: Option<Revision>,
     /// Return at most this many keys; `None` or `Some(0)` means no limit.
     pub limit: Option<usize>,
@@ -142,8 +142,9 @@ pub enum EventKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub kind: EventKind,
-    /// The key after the change. For a delete, `value` is empty and `mod_revision`
-    /// is the revision of the delete.
+    /// The key after the change. For a delete, `value` is empty,
+    /// `create_revision` is zero (as etcd reports it) and `mod_revision` is the
+    /// revision of the delete.
     pub kv: KeyValue,
     /// The key before the change, when it existed.
     pub prev: Option<KeyValue>,
@@ -214,7 +215,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The cluster state store, with etcd v3 semantics.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Reads one key, at the latest revision or at `revision`.
+    /// Reads one key, at the latest revision or at `revision` (zero means the
+    /// latest). A revision older than the compaction point fails with
+    /// [`StoreError::Compacted`], one newer than the current revision with
+    /// [`StoreError::FutureRevision`].
     async fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>>;
 
     /// Lists keys beginning with `prefix`, in key order.
@@ -234,14 +238,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// Streams every change under `prefix` with a revision greater than `after`,
     /// in revision order, without gaps or duplicates, plus progress marks.
-    /// Fails with [`StoreError::Compacted`] when that history is gone.
+    /// Fails with [`StoreError::Compacted`] when that history is gone (`after`
+    /// is older than the compaction point) and with
+    /// [`StoreError::FutureRevision`] when `after` is newer than the current
+    /// revision. A stream that cannot continue (its history compacted while
+    /// it lagged, the backend gone for too long) ends with an error item.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// The latest revision.
     async fn current_revision(&self) -> Result<Revision>;
 
     /// Forgets history older than `revision`; reads and watches before it fail
-    /// with [`StoreError::Compacted`]. The latest value of every key is kept.
+    /// with [`StoreError::Compacted`]. The state at `revision` and the latest
+    /// value of every key are kept. Compacting an already compacted revision
+    /// does nothing; a future one fails with [`StoreError::FutureRevision`].
     async fn compact(&self, revision: Revision) -> Result<()>;
 
     /// Checks that the backend answers; `/readyz` calls it.

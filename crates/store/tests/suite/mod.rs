@@ -287,6 +287,16 @@ pub async fn list_pages_and_history(store: Arc<dyn Store>) {
         keys(&store.list("/l/", opts).await.unwrap().items),
         ["/l/k99"]
     );
+    let opts = ListOptions {
+        start_after: Some("/l/zzz".into()),
+        ..Default::default()
+    };
+    assert!(store.list("/l/", opts).await.unwrap().items.is_empty());
+    let opts = ListOptions {
+        start_after: Some("/m".into()),
+        ..Default::default()
+    };
+    assert!(store.list("/l/", opts).await.unwrap().items.is_empty());
     // The empty prefix lists everything.
     let everything = store.list("", ListOptions::default()).await.unwrap();
     assert!(keys(&everything.items).contains(&"/lx"));
