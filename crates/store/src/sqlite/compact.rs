@@ -36,6 +36,8 @@ pub(crate) struct Compactor {
     samples: VecDeque<(Instant, Revision)>,
     next_tick: Instant,
     checkpointed_at: Revision,
+    /// After a failure, work waits until then instead of spinning.
+    paused_until: Instant,
 }
 
 impl Compactor {
@@ -51,11 +53,12 @@ impl Compactor {
             samples: VecDeque::new(),
             next_tick: Instant::now() + opts.maintenance_interval,
             checkpointed_at: -1,
+            paused_until: Instant::now(),
         }
     }
 
     pub(crate) fn has_work(&self) -> bool {
-        self.through < self.compact
+        self.through < self.compact && Instant::now() >= self.paused_until
     }
 
     pub(crate) fn next_tick(&self) -> Instant {
@@ -89,6 +92,14 @@ impl Compactor {
 
     /// Does one step of pending work, and the periodic duties when due.
     pub(crate) fn maintain(&mut self, conn: &mut Connection, current: Revision) -> Result<()> {
+        let result = self.maintain_inner(conn, current);
+        if result.is_err() {
+            self.paused_until = Instant::now() + self.interval;
+        }
+        result
+    }
+
+    fn maintain_inner(&mut self, conn: &mut Connection, current: Revision) -> Result<()> {
         if self.has_work() {
             self.delete_step(conn)?;
         }

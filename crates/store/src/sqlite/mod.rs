@@ -63,7 +63,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             readers: 4,
             max_batch: 1024,
-            watch_buffer: 1024,
+            watch_buffer: 256,
             progress_interval: Duration::from_secs(5),
             auto_compaction: true,
             history_age: Duration::from_secs(5 * 60),

@@ -53,6 +53,22 @@ pub(crate) enum Request {
     },
 }
 
+impl Request {
+    /// The value bytes this request writes.
+    fn bytes(&self) -> usize {
+        match self {
+            Request::Write {
+                op: Op::Create { value, .. } | Op::Update { value, .. },
+                ..
+            } => value.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// A batch stops taking requests once its values reach this size.
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
 /// State shared between the writer and the store handle.
 pub(crate) struct Shared {
     /// The latest committed revision, published after each commit.
@@ -109,10 +125,16 @@ impl Writer {
             };
             match rx.recv_timeout(wait) {
                 Ok(first) => {
+                    let mut bytes = first.bytes();
                     let mut batch = vec![first];
-                    while batch.len() < max_batch {
+                    // Take what queued up meanwhile, within bounds on the
+                    // transaction's size.
+                    while batch.len() < max_batch && bytes < MAX_BATCH_BYTES {
                         match rx.try_recv() {
-                            Ok(r) => batch.push(r),
+                            Ok(r) => {
+                                bytes += r.bytes();
+                                batch.push(r);
+                            }
                             Err(_) => break,
                         }
                     }
