@@ -62,11 +62,8 @@ fn content(definition: Option<&str>, types: &[&str]) -> Value {
     )
 }
 
-const OUT: &[&str] = &[
-    "application/json",
-    "application/yaml",
-    "application/vnd.kubernetes.protobuf",
-];
+/// Response encodings the REST layer serves; protobuf is not one of them.
+const OUT: &[&str] = &["application/json"];
 
 fn response(definition: Option<&str>, codes: &[&str]) -> Value {
     let body = content(definition, OUT);
