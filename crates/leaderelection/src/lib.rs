@@ -134,7 +134,9 @@ impl<S: LeaseStore> LeaderElector<S> {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return,
                 Ok(false) => {}
-                Err(e) => tracing::debug!(lease = %self.name, error = %e, "acquiring the lease failed"),
+                Err(e) => {
+                    tracing::debug!(lease = %self.name, error = %e, "acquiring the lease failed")
+                }
             }
             tokio::time::sleep(self.jittered_retry()).await;
         }
@@ -227,9 +229,15 @@ impl<S: LeaseStore> LeaderElector<S> {
             spec: Some(LeaseSpec {
                 holder_identity: Some(self.identity.clone()),
                 lease_duration_seconds: Some(
-                    i32::try_from(self.timing.lease_duration.as_secs()).unwrap_or(i32::MAX).max(1),
+                    i32::try_from(self.timing.lease_duration.as_secs())
+                        .unwrap_or(i32::MAX)
+                        .max(1),
                 ),
-                acquire_time: if ours { spec.acquire_time } else { Some(MicroTime(now)) },
+                acquire_time: if ours {
+                    spec.acquire_time
+                } else {
+                    Some(MicroTime(now))
+                },
                 renew_time: Some(MicroTime(now)),
                 lease_transitions: Some(if ours || current.is_none() {
                     transitions
@@ -267,7 +275,10 @@ impl<S: LeaseStore> LeaderElector<S> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos())
             ^ std::process::id();
-        let jitter = self.timing.retry_period.mul_f64(f64::from(nanos % 1000) / 5000.0);
+        let jitter = self
+            .timing
+            .retry_period
+            .mul_f64(f64::from(nanos % 1000) / 5000.0);
         self.timing.retry_period + jitter
     }
 }

@@ -37,7 +37,9 @@ impl MemLeases {
 
     fn check(&self) -> Result<(), StoreError> {
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Api(kube::Error::LinesCodecMaxLineLengthExceeded));
+            return Err(StoreError::Api(
+                kube::Error::LinesCodecMaxLineLengthExceeded,
+            ));
         }
         Ok(())
     }
@@ -63,7 +65,10 @@ impl LeaseStore for MemLeases {
             return Err(StoreError::Conflict);
         }
         let stored = self.stamp(lease.clone());
-        self.leases.lock().expect("lock").insert(name, stored.clone());
+        self.leases
+            .lock()
+            .expect("lock")
+            .insert(name, stored.clone());
         Ok(stored)
     }
 
@@ -80,7 +85,10 @@ impl LeaseStore for MemLeases {
             return Err(StoreError::Conflict);
         }
         let stored = self.stamp(lease.clone());
-        self.leases.lock().expect("lock").insert(name, stored.clone());
+        self.leases
+            .lock()
+            .expect("lock")
+            .insert(name, stored.clone());
         Ok(stored)
     }
 }
@@ -117,7 +125,8 @@ async fn a_second_candidate_waits_and_takes_over_after_the_leader_is_cut_off() {
     let a_store = store.view();
     let a_down = a_store.down.clone();
     let a = Arc::new(LeaderElector::with_store(a_store, "sched", "a", timing()).expect("timing"));
-    let b = Arc::new(LeaderElector::with_store(store.view(), "sched", "b", timing()).expect("timing"));
+    let b =
+        Arc::new(LeaderElector::with_store(store.view(), "sched", "b", timing()).expect("timing"));
 
     let a_run = tokio::spawn({
         let a = a.clone();
@@ -145,13 +154,22 @@ async fn a_second_candidate_waits_and_takes_over_after_the_leader_is_cut_off() {
     a_down.store(true, Ordering::SeqCst);
     let lost = a_run.await.expect("join");
     assert!(matches!(lost, Err(ElectionError::LeadershipLost(_))));
-    assert!(cut.elapsed() <= Duration::from_secs(13), "gave up within the renew deadline");
+    assert!(
+        cut.elapsed() <= Duration::from_secs(13),
+        "gave up within the renew deadline"
+    );
 
     let started = b_started.await.expect("b leads");
     let waited = started - cut;
     // a's last renewal happened up to one retry period before the cut.
-    assert!(waited >= Duration::from_secs(13), "b waited a lease duration: {waited:?}");
-    assert!(waited <= Duration::from_secs(20), "b took over promptly: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(13),
+        "b waited a lease duration: {waited:?}"
+    );
+    assert!(
+        waited <= Duration::from_secs(20),
+        "b took over promptly: {waited:?}"
+    );
     assert_eq!(store.holder("sched").as_deref(), Some("b"));
     assert_eq!(store.transitions("sched"), Some(1));
     b_run.abort();
@@ -166,7 +184,11 @@ async fn a_released_lease_is_taken_at_once() {
     let start = tokio::time::Instant::now();
     b.run(async {}).await.expect("leading");
     // Released leases last one second.
-    assert!(start.elapsed() <= Duration::from_secs(4), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() <= Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
