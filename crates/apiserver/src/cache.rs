@@ -109,18 +109,15 @@ impl Cache {
         let weak = Arc::downgrade(&cache);
         tokio::spawn(async move {
             let mut after = rev;
-            loop {
+            // Holds the cache only while applying an event, so dropping the last
+            // outside reference ends this task.
+            while let Err(e) = follow(&weak, &*store, after).await {
                 let Some(cache) = weak.upgrade() else { return };
-                match cache.follow(&*store, after).await {
-                    Ok(()) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "watch cache lost its store watch; reloading");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        match cache.load(&*store).await {
-                            Ok(r) => after = r,
-                            Err(e) => tracing::warn!(error = %e, "watch cache reload failed"),
-                        }
-                    }
+                tracing::warn!(error = %e, "watch cache lost its store watch; reloading");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                match cache.load(&*store).await {
+                    Ok(r) => after = r,
+                    Err(e) => tracing::warn!(error = %e, "watch cache reload failed"),
                 }
             }
         });
@@ -150,22 +147,13 @@ impl Cache {
         Ok(listed.revision)
     }
 
-    async fn follow(&self, store: &dyn Store, after: Revision) -> ApiResult<()> {
-        let mut stream = store.watch("/registry/", after).await?;
-        while let Some(item) = stream.next().await {
-            match item? {
-                WatchItem::Event(ev) => self.apply(ev),
-                WatchItem::Progress(rev) => {
-                    let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-                    if rev > st.revision {
-                        st.revision = rev;
-                        drop(st);
-                        self.revision_tx.send_replace(rev);
-                    }
-                }
-            }
+    fn progress(&self, rev: Revision) {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if rev > st.revision {
+            st.revision = rev;
+            drop(st);
+            self.revision_tx.send_replace(rev);
         }
-        Err(ApiError::Unavailable("store watch ended".into()))
     }
 
     fn apply(&self, ev: Event) {
@@ -355,6 +343,26 @@ impl Cache {
         let (snap, _) = self.list(prefix, None, 0, &|_| true);
         (snap.revision, snap.items)
     }
+}
+
+/// Applies the store's changes after `after` until the stream fails; returns Ok
+/// when the cache is gone.
+async fn follow(
+    weak: &std::sync::Weak<Cache>,
+    store: &dyn Store,
+    after: Revision,
+) -> ApiResult<()> {
+    let mut stream = store.watch("/registry/", after).await?;
+    while let Some(item) = stream.next().await {
+        let Some(cache) = weak.upgrade() else {
+            return Ok(());
+        };
+        match item? {
+            WatchItem::Event(ev) => cache.apply(ev),
+            WatchItem::Progress(rev) => cache.progress(rev),
+        }
+    }
+    Err(ApiError::Unavailable("store watch ended".into()))
 }
 
 pub enum Initial {

@@ -16,7 +16,6 @@ use store::Store;
 
 use crate::alloc::Cidr;
 use crate::auth::{Attributes, Authenticator, Authorizer, Decision, UserInfo};
-use crate::cache::Cache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pki::{Pki, ServerSans};
@@ -153,26 +152,16 @@ impl Server {
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(100);
             loop {
-                match Cache::start(bg.store.clone()).await {
-                    Ok(cache) => {
-                        rbac.set(cache.clone());
-                        let api = Arc::new(Api {
-                            store: bg.store.clone(),
-                            cache,
-                            resources: apimachinery::resources::BUILTIN.to_vec(),
-                            config: crate::rest::ApiConfig {
-                                service_cidr: bg.config.service_cidr,
-                            },
-                            authn: bg.authn.clone(),
-                            authz: bg.authz.clone(),
-                        });
-                        if let Err(e) = crate::bootstrap::ensure(&api).await {
-                            tracing::warn!(error = %e, "bootstrap objects not created yet; retrying");
-                        } else {
-                            let _ = bg.api.set(api);
-                            tracing::info!("API server ready");
-                            return;
-                        }
+                let config = crate::rest::ApiConfig {
+                    service_cidr: bg.config.service_cidr,
+                };
+                match Api::start(bg.store.clone(), config, bg.authn.clone(), bg.authz.clone()).await
+                {
+                    Ok(api) => {
+                        rbac.set(api.cache.clone());
+                        let _ = bg.api.set(api);
+                        tracing::info!("API server ready");
+                        return;
                     }
                     Err(e) => tracing::warn!(error = %e, "store not reachable yet; retrying"),
                 }
@@ -229,6 +218,10 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
                 return ApiError::Unauthorized("Unauthorized".into()).into_response();
             }
         };
+        let user = match impersonate(&srv, user, &parts.headers) {
+            Ok(u) => u,
+            Err(e) => return e.into_response(),
+        };
         let attrs = Attributes {
             user: &user,
             verb: &info.verb,
@@ -277,6 +270,93 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
         started.elapsed(),
     );
     resp
+}
+
+/// `Impersonate-User` / `-Group` / `-Uid` / `-Extra-*` (kubectl `--as`): the caller
+/// must be allowed the `impersonate` verb on each; the request then runs as that user.
+fn impersonate(
+    srv: &Server,
+    user: UserInfo,
+    headers: &axum::http::HeaderMap,
+) -> Result<UserInfo, ApiError> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect()
+    };
+    let Some(target) = values("impersonate-user").into_iter().next() else {
+        if headers.contains_key("impersonate-group") {
+            return Err(ApiError::BadRequest(
+                "impersonating groups requires impersonating a user".into(),
+            ));
+        }
+        return Ok(user);
+    };
+    let check =
+        |resource: &str, group: &str, namespace: &str, name: &str| -> Result<(), ApiError> {
+            let attrs = Attributes {
+                user: &user,
+                verb: "impersonate",
+                api_group: group,
+                resource,
+                subresource: "",
+                namespace,
+                name,
+                path: "",
+                is_resource_request: true,
+            };
+            match srv.authz.authorize(&attrs) {
+                Decision::Allow => Ok(()),
+                Decision::Deny { reason } => Err(ApiError::Forbidden(format!(
+                    "{resource} \"{name}\" is forbidden: {reason}"
+                ))),
+            }
+        };
+    let mut groups = values("impersonate-group");
+    if let Some(rest) = target.strip_prefix("system:serviceaccount:") {
+        let (ns, name) = rest.split_once(':').unwrap_or(("", rest));
+        check("serviceaccounts", "", ns, name)?;
+        if groups.is_empty() {
+            groups = vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+            ];
+        }
+    } else {
+        check("users", "", "", &target)?;
+    }
+    for g in values("impersonate-group") {
+        check("groups", "", "", &g)?;
+    }
+    let uid = values("impersonate-uid")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    if !uid.is_empty() {
+        check("uids", "authentication.k8s.io", "", &uid)?;
+    }
+    let mut extra = std::collections::BTreeMap::new();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix("impersonate-extra-") {
+            let v = value.to_str().unwrap_or("").to_string();
+            check("userextras", "authentication.k8s.io", "", key)?;
+            extra
+                .entry(key.to_string())
+                .or_insert_with(Vec::new)
+                .push(v);
+        }
+    }
+    if target != "system:anonymous" && !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    Ok(UserInfo {
+        name: target,
+        uid,
+        groups,
+        extra,
+    })
 }
 
 /// Kubernetes' 403 text: `pods "web" is forbidden: User "alice" cannot get ...`.

@@ -312,3 +312,164 @@ fn restart_keeps_objects_and_credentials() {
         "token regenerated"
     );
 }
+
+#[test]
+fn server_side_apply_tracks_owners_and_conflicts() {
+    let c = Cluster::start(&[]);
+    let out = c.ok_in(None, &["apply", "--server-side", "-f", "-"], Some(MANIFEST));
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let managers = c.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(managers.trim(), "kubectl");
+    c.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":5}}"#,
+        "--field-manager=autoscaler",
+    ]);
+    let err = c.fails(&["apply", "--server-side", "-f", "-"], Some(MANIFEST));
+    assert!(
+        err.contains("conflict with \"autoscaler\"") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    c.ok_in(
+        None,
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(MANIFEST),
+    );
+    let replicas = c.ok(&[
+        "get",
+        "deployment",
+        "web",
+        "-o",
+        "jsonpath={.spec.replicas}",
+    ]);
+    assert_eq!(replicas, "2");
+}
+
+#[test]
+fn access_is_checked_per_user() {
+    let c = Cluster::start(&[]);
+    c.ok_in(
+        None,
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: bob\n"),
+    );
+    let req = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#;
+    let file = c.data.join("tokenrequest.json");
+    std::fs::write(&file, req).expect("write");
+    let out = c.ok(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/serviceaccounts/bob/token",
+        "-f",
+        file.to_str().expect("path"),
+    ]);
+    let token = json(&out)["status"]["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    // A kubeconfig for bob: the admin's cluster entry with bob's token as the user.
+    let mut cfg = json(&c.ok(&["config", "view", "--raw", "-o", "json"]));
+    cfg["users"] = serde_json::json!([{"name": "default", "user": {"token": token}}]);
+    let bob_config = c.data.join("bob.kubeconfig");
+    std::fs::write(&bob_config, cfg.to_string()).expect("write kubeconfig");
+    let as_bob = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(common::kubectl_bin(None));
+        cmd.arg("--kubeconfig").arg(&bob_config).args(args);
+        cmd.output().expect("kubectl")
+    };
+    let out = as_bob(&["get", "pods"]);
+    assert!(!out.status.success(), "bob listed pods without rights");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"User "system:serviceaccount:default:bob" cannot list resource "pods" in API group "" in the namespace "default""#),
+        "{err}"
+    );
+    assert_eq!(
+        c.ok(&[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "--as=system:serviceaccount:default:bob"
+        ])
+        .trim(),
+        "no"
+    );
+    c.ok(&[
+        "create",
+        "rolebinding",
+        "bob-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:bob",
+    ]);
+    let out = as_bob(&["get", "pods"]);
+    assert!(
+        out.status.success(),
+        "bob with view could not list pods: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_bob(&["create", "configmap", "x"]);
+    assert!(!out.status.success(), "view must not allow create");
+    assert_eq!(
+        c.ok(&["auth", "can-i", "create", "deployments"]).trim(),
+        "yes"
+    );
+    let anonymous = std::process::Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{}/api/v1/namespaces", server_url(&c)))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+}
+
+fn server_url(c: &Cluster) -> String {
+    let cfg = std::fs::read_to_string(&c.kubeconfig).expect("kubeconfig");
+    cfg.lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("server line")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn scale_describe_explain_dry_run() {
+    let c = Cluster::start(&[]);
+    c.ok_in(None, &["apply", "-f", "-"], Some(MANIFEST));
+    c.ok(&["scale", "deployment", "web", "--replicas=4"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "4"
+    );
+    let out = c.ok(&["describe", "deployment", "web"]);
+    assert!(
+        out.contains("Replicas:") && out.contains("busybox:stable"),
+        "{out}"
+    );
+    let out = c.ok(&["explain", "pods.spec.containers.image"]);
+    assert!(out.contains("FIELD: image <string>"), "{out}");
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\n";
+    c.ok_in(None, &["apply", "--dry-run=server", "-f", "-"], Some(cm));
+    let err = c.fails(&["get", "configmap", "dry"], None);
+    assert!(err.contains("not found"), "{err}");
+    let out = c.ok(&["get", "deployments", "-o", "wide"]);
+    assert!(out.contains("CONTAINERS") && out.contains("httpd"), "{out}");
+}

@@ -97,6 +97,27 @@ impl Call<'_> {
 }
 
 impl Api {
+    /// Loads the watch cache from the store and creates the objects every cluster
+    /// starts with.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        authn: Arc<crate::auth::Authenticator>,
+        authz: Arc<crate::auth::Authorizer>,
+    ) -> ApiResult<Arc<Api>> {
+        let cache = Cache::start(store.clone()).await?;
+        let api = Arc::new(Api {
+            store,
+            cache,
+            resources: apimachinery::resources::BUILTIN.to_vec(),
+            config,
+            authn,
+            authz,
+        });
+        crate::bootstrap::ensure(&api).await?;
+        Ok(api)
+    }
+
     pub fn find_resource(&self, info: &RequestInfo) -> Option<&Resource> {
         self.resources.iter().find(|r| {
             r.group == info.group && r.version == info.version && r.plural == info.resource

@@ -1,0 +1,531 @@
+//! The generic REST handlers driven in-process over a real SQLite store: status
+//! codes, concurrency, pagination, watch resumption, deletion semantics.
+
+use std::sync::Arc;
+
+use apiserver::auth::{Authenticator, Authorizer, UserInfo};
+use apiserver::pki::{Pki, ServerSans};
+use apiserver::rbac_source::CacheRbac;
+use apiserver::rest::{Api, ApiConfig, Query, request};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+struct Harness {
+    api: Arc<Api>,
+    _dir: tempfile::TempDir,
+    admin: UserInfo,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = store::open(None, dir.path()).await.expect("store");
+    let pki = Pki::load_or_create(&dir.path().join("tls"), &ServerSans::default()).expect("pki");
+    let authn = Arc::new(Authenticator::new(pki.service_account_key_pem(), None).expect("authn"));
+    let rbac = Arc::new(CacheRbac::default());
+    let authz = Arc::new(Authorizer::new(rbac.clone()));
+    let config = ApiConfig {
+        service_cidr: "10.43.0.0/24".parse().expect("cidr"),
+    };
+    let api = Api::start(store, config, authn, authz).await.expect("api");
+    rbac.set(api.cache.clone());
+    let admin = UserInfo {
+        name: "admin".into(),
+        groups: vec!["system:masters".into()],
+        ..Default::default()
+    };
+    Harness {
+        api,
+        _dir: dir,
+        admin,
+    }
+}
+
+impl Harness {
+    async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Value>,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .raw(
+                method,
+                path_and_query,
+                body.map(|b| Bytes::from(b.to_string())),
+                content_type,
+            )
+            .await;
+        let code = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (code, v)
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        content_type: &str,
+    ) -> axum::response::Response {
+        let uri: axum::http::Uri = path_and_query.parse().expect("uri");
+        let query: Query = axum::extract::Query::<Query>::try_from_uri(&uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
+        let watch = query.get("watch").is_some_and(|w| w == "true");
+        let info = request::parse(&method, uri.path(), watch);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).expect("ct"),
+        );
+        self.api
+            .serve(
+                &self.admin,
+                &info,
+                &query,
+                &headers,
+                body.unwrap_or_default(),
+            )
+            .await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None, "application/json").await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body), "application/json")
+            .await
+    }
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(body), "application/json")
+            .await
+    }
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None, "application/json")
+            .await
+    }
+}
+
+fn cm(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}})
+}
+
+const CMS: &str = "/api/v1/namespaces/default/configmaps";
+
+#[tokio::test]
+async fn create_get_conflicts_and_errors() {
+    let h = harness().await;
+    let (code, created) = h.post(CMS, cm("one")).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let rv = created["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    assert!(
+        created["metadata"]["uid"].is_string()
+            && created["metadata"]["creationTimestamp"].is_string()
+    );
+    let (code, got) = h.get(&format!("{CMS}/one")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(got["metadata"]["resourceVersion"], rv.as_str());
+
+    let (code, st) = h.post(CMS, cm("one")).await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert_eq!(st["reason"], "AlreadyExists");
+    assert_eq!(st["details"]["name"], "one");
+
+    let mut stale = got.clone();
+    stale["metadata"]["resourceVersion"] = json!("1");
+    let (code, st) = h.put(&format!("{CMS}/one"), stale).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{st}");
+    assert_eq!(st["reason"], "Conflict");
+
+    let mut fresh = got.clone();
+    fresh["data"]["b"] = json!("2");
+    let (code, updated) = h.put(&format!("{CMS}/one"), fresh).await;
+    assert_eq!(code, StatusCode::OK, "{updated}");
+    assert_ne!(updated["metadata"]["resourceVersion"], rv.as_str());
+
+    let (code, st) = h.post(CMS, cm("Bad_Name")).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(st["reason"], "Invalid");
+    assert_eq!(st["details"]["causes"][0]["field"], "metadata.name");
+
+    let (code, st) = h.get(&format!("{CMS}/missing")).await;
+    assert_eq!(code, StatusCode::NOT_FOUND);
+    assert_eq!(st["message"], "configmaps \"missing\" not found");
+
+    let resp = h
+        .raw(
+            Method::POST,
+            CMS,
+            Some(Bytes::from_static(b"{not json")),
+            "application/json",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    let (code, st) = h
+        .post("/api/v1/namespaces/nowhere/configmaps", cm("x"))
+        .await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{st}");
+    assert_eq!(st["message"], "namespaces \"nowhere\" not found");
+
+    let (code, named) = h
+        .post(CMS, json!({"metadata": {"generateName": "gen-"}}))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{named}");
+    let name = named["metadata"]["name"].as_str().expect("name");
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+}
+
+#[tokio::test]
+async fn paginated_lists_are_one_snapshot_and_expire_after_compaction() {
+    let h = harness().await;
+    for i in 0..10 {
+        assert_eq!(
+            h.post(CMS, cm(&format!("cm-{i}"))).await.0,
+            StatusCode::CREATED
+        );
+    }
+    let (code, page1) = h.get(&format!("{CMS}?limit=4")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(page1["items"].as_array().map(Vec::len), Some(4));
+    let token = page1["metadata"]["continue"]
+        .as_str()
+        .expect("continue")
+        .to_string();
+    // Changes after the first page must not show in later pages.
+    let (_, cm9) = h.get(&format!("{CMS}/cm-9")).await;
+    let mut changed = cm9.clone();
+    changed["data"]["a"] = json!("changed");
+    assert_eq!(
+        h.put(&format!("{CMS}/cm-9"), changed).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(h.delete(&format!("{CMS}/cm-8")).await.0, StatusCode::OK);
+    let mut names = Vec::new();
+    let mut token = Some(token);
+    let mut last_cm9 = Value::Null;
+    while let Some(t) = token {
+        let (code, page) = h.get(&format!("{CMS}?limit=4&continue={t}")).await;
+        assert_eq!(code, StatusCode::OK, "{page}");
+        for item in page["items"].as_array().expect("items") {
+            names.push(item["metadata"]["name"].as_str().expect("name").to_string());
+            if item["metadata"]["name"] == "cm-9" {
+                last_cm9 = item.clone();
+            }
+        }
+        token = page["metadata"]["continue"].as_str().map(str::to_string);
+    }
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(
+        names.contains(&"cm-8".to_string()),
+        "deleted after the snapshot, still listed"
+    );
+    assert_eq!(
+        last_cm9["data"]["a"], "1",
+        "the snapshot shows the old value"
+    );
+    assert_eq!(
+        last_cm9["metadata"]["resourceVersion"],
+        cm9["metadata"]["resourceVersion"]
+    );
+
+    let (_, page) = h.get(&format!("{CMS}?limit=2")).await;
+    let t = page["metadata"]["continue"]
+        .as_str()
+        .expect("continue")
+        .to_string();
+    h.post(CMS, cm("after-the-page")).await;
+    let rev = h.api.store.current_revision().await.expect("rev");
+    h.api.store.compact(rev).await.expect("compact");
+    let (code, st) = h.get(&format!("{CMS}?limit=2&continue={t}")).await;
+    assert_eq!(code, StatusCode::GONE, "{st}");
+    assert_eq!(st["reason"], "Expired");
+}
+
+#[tokio::test]
+async fn selectors_filter_lists() {
+    let h = harness().await;
+    for (name, tier) in [("a", "web"), ("b", "db"), ("c", "web")] {
+        let mut obj = cm(name);
+        obj["metadata"]["labels"] = json!({"tier": tier});
+        h.post(CMS, obj).await;
+    }
+    let (_, l) = h.get(&format!("{CMS}?labelSelector=tier%3Dweb")).await;
+    let names: Vec<&str> = l["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|i| i["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["a", "c"]);
+    let (_, l) = h
+        .get(&format!("{CMS}?fieldSelector=metadata.name%3Db"))
+        .await;
+    assert_eq!(l["items"].as_array().map(Vec::len), Some(1));
+    let (code, st) = h.get(&format!("{CMS}?fieldSelector=spec.bogus%3Dx")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+    assert!(
+        st["message"]
+            .as_str()
+            .expect("msg")
+            .contains("field label not supported: spec.bogus")
+    );
+    let (code, _) = h.get(&format!("{CMS}?labelSelector=tier%20in%20(")).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST);
+}
+
+async fn watch_lines(h: &Harness, path: &str, want: usize) -> Vec<Value> {
+    let resp = h.raw(Method::GET, path, None, "application/json").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut stream = resp.into_body().into_data_stream();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    while out.len() < want {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("watch event in time")
+            .expect("stream open")
+            .expect("chunk");
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            out.push(serde_json::from_slice(&line).expect("event JSON"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn watch_resumes_from_a_revision_and_filters() {
+    let h = harness().await;
+    let (_, a) = h.post(CMS, cm("w1")).await;
+    let rv = a["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .to_string();
+    h.post(CMS, cm("w2")).await;
+    h.delete(&format!("{CMS}/w1")).await;
+    let events = watch_lines(&h, &format!("{CMS}?watch=true&resourceVersion={rv}"), 2).await;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+    assert_eq!(events[1]["type"], "DELETED");
+    assert_eq!(events[1]["object"]["metadata"]["name"], "w1");
+    let del_rv: i64 = events[1]["object"]["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("rv")
+        .parse()
+        .expect("int");
+    assert!(del_rv > rv.parse::<i64>().expect("int"));
+
+    // Without a resourceVersion, the current state comes first as ADDED.
+    let events = watch_lines(&h, &format!("{CMS}?watch=true"), 1).await;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
+}
+
+#[tokio::test]
+async fn watch_from_before_the_cache_is_gone() {
+    let h = harness().await;
+    h.post(CMS, cm("early")).await;
+    // A cache loaded later (as after a restart) starts at the current revision:
+    // older history is not in it, so resuming from revision 1 is 410 Gone.
+    let fresh = apiserver::cache::Cache::start(h.api.store.clone())
+        .await
+        .expect("cache");
+    let err = fresh
+        .watch("configmaps", "/registry/configmaps/", Some(1))
+        .err()
+        .expect("too old");
+    assert_eq!(err.code(), StatusCode::GONE, "{err}");
+    assert!(
+        fresh
+            .watch(
+                "configmaps",
+                "/registry/configmaps/",
+                Some(fresh.revision())
+            )
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_service_creates_get_distinct_cluster_ips() {
+    let h = Arc::new(harness().await);
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let h = h.clone();
+        tasks.push(tokio::spawn(async move {
+            let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": format!("s{i}")},
+                             "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
+            h.post("/api/v1/namespaces/default/services", svc).await
+        }));
+    }
+    let mut ips = std::collections::HashSet::new();
+    let mut ports = std::collections::HashSet::new();
+    for t in tasks {
+        let (code, svc) = t.await.expect("task");
+        assert_eq!(code, StatusCode::CREATED, "{svc}");
+        assert!(
+            ips.insert(svc["spec"]["clusterIP"].as_str().expect("ip").to_string()),
+            "duplicate IP"
+        );
+        assert!(
+            ports.insert(svc["spec"]["ports"][0]["nodePort"].as_u64().expect("port")),
+            "duplicate node port"
+        );
+    }
+    assert!(
+        !ips.contains("10.43.0.1"),
+        "the kubernetes service address was handed out"
+    );
+    // A deleted service's address can be claimed explicitly again.
+    let (_, s0) = h.get("/api/v1/namespaces/default/services/s0").await;
+    let ip = s0["spec"]["clusterIP"].clone();
+    assert_eq!(
+        h.delete("/api/v1/namespaces/default/services/s0").await.0,
+        StatusCode::OK
+    );
+    let again =
+        json!({"metadata": {"name": "again"}, "spec": {"clusterIP": ip, "ports": [{"port": 80}]}});
+    let (code, st) = h.post("/api/v1/namespaces/default/services", again).await;
+    assert_eq!(code, StatusCode::CREATED, "{st}");
+    let taken =
+        json!({"metadata": {"name": "taken"}, "spec": {"clusterIP": ip, "ports": [{"port": 80}]}});
+    let (code, st) = h.post("/api/v1/namespaces/default/services", taken).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .expect("msg")
+            .contains("provided IP is already allocated")
+    );
+}
+
+#[tokio::test]
+async fn finalizers_and_graceful_pod_deletion() {
+    let h = harness().await;
+    let mut obj = cm("held");
+    obj["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    h.post(CMS, obj).await;
+    let (code, st) = h.delete(&format!("{CMS}/held")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(st["metadata"]["deletionTimestamp"].is_string(), "{st}");
+    assert_eq!(
+        h.get(&format!("{CMS}/held")).await.0,
+        StatusCode::OK,
+        "kept while a finalizer remains"
+    );
+    let patch = json!({"metadata": {"finalizers": null}});
+    let (code, _) = h
+        .call(
+            Method::PATCH,
+            &format!("{CMS}/held"),
+            Some(patch),
+            "application/merge-patch+json",
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h.get(&format!("{CMS}/held")).await.0, StatusCode::NOT_FOUND);
+
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                     "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+    let (code, created) = h.post(pods, pod).await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(
+        created["spec"]["tolerations"].as_array().map(Vec::len),
+        Some(2),
+        "default tolerations"
+    );
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
+    assert_eq!(
+        h.post(&format!("{pods}/p/binding"), binding.clone())
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (code, st) = h.post(&format!("{pods}/p/binding"), binding).await;
+    assert_eq!(code, StatusCode::CONFLICT, "{st}");
+    let (code, st) = h.delete(&format!("{pods}/p")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(st["metadata"]["deletionGracePeriodSeconds"], 30, "{st}");
+    assert_eq!(
+        h.get(&format!("{pods}/p")).await.0,
+        StatusCode::OK,
+        "a bound pod waits for its node"
+    );
+    let (code, _) = h.delete(&format!("{pods}/p?gracePeriodSeconds=0")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h.get(&format!("{pods}/p")).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn status_and_main_resource_are_separate() {
+    let h = harness().await;
+    let deps = "/apis/apps/v1/namespaces/default/deployments";
+    let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+        "status": {"replicas": 99}});
+    let (code, d) = h.post(deps, dep).await;
+    assert_eq!(code, StatusCode::CREATED, "{d}");
+    assert!(
+        d.get("status").is_none_or(|s| s.get("replicas").is_none()),
+        "status is not set on create: {d}"
+    );
+    assert_eq!(d["metadata"]["generation"], 1);
+    let patch = json!({"status": {"replicas": 3}});
+    let (code, d) = h
+        .call(
+            Method::PATCH,
+            &format!("{deps}/d/status"),
+            Some(patch),
+            "application/merge-patch+json",
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{d}");
+    assert_eq!(d["status"]["replicas"], 3);
+    assert_eq!(
+        d["metadata"]["generation"], 1,
+        "status writes keep the generation"
+    );
+    let patch = json!({"spec": {"replicas": 5}, "status": {"replicas": 0}});
+    let (_, d) = h
+        .call(
+            Method::PATCH,
+            &format!("{deps}/d"),
+            Some(patch),
+            "application/merge-patch+json",
+        )
+        .await;
+    assert_eq!(
+        d["status"]["replicas"], 3,
+        "main resource writes keep the status"
+    );
+    assert_eq!(d["metadata"]["generation"], 2);
+    let (code, scale) = h.get(&format!("{deps}/d/scale")).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(scale["spec"]["replicas"], 5);
+    assert_eq!(scale["status"]["selector"], "a=b");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let h = harness().await;
+    let big = "x".repeat(4 * 1024 * 1024);
+    let mut obj = cm("big");
+    obj["data"]["a"] = json!(big);
+    let (code, st) = h.post(CMS, obj).await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{st}");
+    assert_eq!(st["reason"], "RequestEntityTooLarge");
+}
