@@ -4,7 +4,9 @@ pub mod cache;
 pub mod framework;
 pub mod node;
 pub mod pod;
+pub mod queue;
 pub mod resources;
+pub mod schedule;
 pub mod selectors;
 
 #[cfg(test)]

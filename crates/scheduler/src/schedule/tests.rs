@@ -1,0 +1,132 @@
+use super::*;
+use crate::testing::{NodeBuilder, PodBuilder, cache_with, info};
+
+fn scheduler() -> Scheduler {
+    Scheduler::new(Framework::default(), 0)
+}
+
+#[test]
+fn nodes_to_find_follow_kubernetes() {
+    assert_eq!(num_feasible_to_find(50, 0), 50);
+    assert_eq!(num_feasible_to_find(500, 0), 230); // 46%
+    assert_eq!(num_feasible_to_find(5000, 0), 500); // 10%
+    assert_eq!(num_feasible_to_find(20000, 0), 1000); // floor of 5%
+    assert_eq!(num_feasible_to_find(150, 0), 100);
+    assert_eq!(num_feasible_to_find(500, 100), 500);
+}
+
+#[test]
+fn the_message_counts_reasons_per_node_like_kubernetes() {
+    let nodes = [
+        NodeBuilder::new("small").cpu("1").build(),
+        NodeBuilder::new("gpu1")
+            .taint("dedicated", "gpu", "NoSchedule")
+            .build(),
+        NodeBuilder::new("gpu2")
+            .taint("dedicated", "gpu", "NoSchedule")
+            .build(),
+    ];
+    let cache = cache_with(&nodes, &[]);
+    let pod = info(&PodBuilder::new("p").cpu("2").build());
+    let err = scheduler().schedule(&cache, &pod).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}."
+    );
+}
+
+#[test]
+fn pre_filter_failures_and_empty_clusters() {
+    let cache = cache_with(&[NodeBuilder::new("a").build()], &[]);
+    let pod = info(&PodBuilder::new("p").pvc("missing").build());
+    let err = scheduler().schedule(&cache, &pod).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "0/1 nodes are available: persistentvolumeclaim \"missing\" not found."
+    );
+    let empty = cache_with(&[], &[]);
+    let err = scheduler().schedule(&empty, &pod).unwrap_err();
+    assert_eq!(err.message(), "no nodes available to schedule pods");
+}
+
+#[test]
+fn assumed_pods_spread_load_over_nodes() {
+    let nodes: Vec<_> = (0..3)
+        .map(|i| NodeBuilder::new(&format!("n{i}")).cpu("4").build())
+        .collect();
+    let mut cache = cache_with(&nodes, &[]);
+    let mut s = scheduler();
+    for i in 0..12 {
+        let pod = info(&PodBuilder::new(&format!("p{i}")).cpu("1").build());
+        let placed = s.schedule(&cache, &pod).expect("fits");
+        cache.assume(pod, &placed.node);
+    }
+    for n in cache.nodes() {
+        assert_eq!(n.requested.milli_cpu, 4000, "{} is full", n.name);
+    }
+    let pod = info(&PodBuilder::new("extra").cpu("1").build());
+    let err = s.schedule(&cache, &pod).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "0/3 nodes are available: 3 Insufficient cpu."
+    );
+}
+
+#[test]
+fn a_nominated_node_is_taken_when_it_fits() {
+    let nodes: Vec<_> = (0..5)
+        .map(|i| NodeBuilder::new(&format!("n{i}")).build())
+        .collect();
+    let cache = cache_with(&nodes, &[]);
+    let mut pod = PodInfo::from_pod(&PodBuilder::new("p").build());
+    pod.nominated_node_name = "n3".into();
+    let placed = scheduler().schedule(&cache, &Arc::new(pod)).expect("fits");
+    assert_eq!(placed.node, "n3");
+}
+
+#[test]
+fn large_clusters_are_sampled_round_robin() {
+    let nodes: Vec<_> = (0..1000)
+        .map(|i| NodeBuilder::new(&format!("n{i:04}")).build())
+        .collect();
+    let cache = cache_with(&nodes, &[]);
+    let mut s = scheduler();
+    let pod = info(&PodBuilder::new("p").build());
+    let first = s.schedule(&cache, &pod).expect("fits");
+    assert_eq!((first.feasible, first.evaluated), (420, 420)); // 42% of 1000
+    let second = s.schedule(&cache, &pod).expect("fits");
+    assert_eq!(second.evaluated, 420);
+}
+
+#[test]
+fn malformed_constraints_make_the_pod_unschedulable_not_the_scheduler_crash() {
+    use k8s_openapi::api::core::v1::{Affinity, PodAffinity, PodAffinityTerm};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+    let bad = PodBuilder::new("p")
+        .affinity(Affinity {
+            pod_affinity: Some(PodAffinity {
+                required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_expressions: Some(vec![LabelSelectorRequirement {
+                            key: "app".into(),
+                            operator: "Sideways".into(),
+                            values: None,
+                        }]),
+                        match_labels: None,
+                    }),
+                    topology_key: "zone".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .build();
+    let cache = cache_with(&[NodeBuilder::new("a").build()], &[]);
+    let err = scheduler().schedule(&cache, &info(&bad)).unwrap_err();
+    assert!(
+        err.message().starts_with("0/1 nodes are available: "),
+        "{}",
+        err.message()
+    );
+}
