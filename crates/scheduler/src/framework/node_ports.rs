@@ -36,12 +36,13 @@ mod tests {
         let nodes = [NodeBuilder::new("a").build(), NodeBuilder::new("b").build()];
         let placed = PodBuilder::new("web").host_port(8080).node("a").build();
         let pod = PodBuilder::new("p").host_port(8080).build();
-        let err = run_filter(&NodePorts, &pod, &nodes, &[placed.clone()], "a").unwrap_err();
+        let err =
+            run_filter(&NodePorts, &pod, &nodes, std::slice::from_ref(&placed), "a").unwrap_err();
         assert_eq!(
             err.reasons,
             vec!["node(s) didn't have free ports for the requested pod ports"]
         );
-        assert!(run_filter(&NodePorts, &pod, &nodes, &[placed.clone()], "b").is_ok());
+        assert!(run_filter(&NodePorts, &pod, &nodes, std::slice::from_ref(&placed), "b").is_ok());
         let other = PodBuilder::new("q").host_port(9090).build();
         assert!(run_filter(&NodePorts, &other, &nodes, &[placed], "a").is_ok());
     }

@@ -43,7 +43,14 @@ mod tests {
     fn cordoned_nodes_reject_pods_that_do_not_tolerate_it() {
         let node = NodeBuilder::new("n").unschedulable().build();
         let pod = PodBuilder::new("p").build();
-        let err = run_filter(&NodeUnschedulable, &pod, &[node.clone()], &[], "n").unwrap_err();
+        let err = run_filter(
+            &NodeUnschedulable,
+            &pod,
+            std::slice::from_ref(&node),
+            &[],
+            "n",
+        )
+        .unwrap_err();
         assert_eq!(err, Failure::unresolvable("node(s) were unschedulable"));
         let tolerant = PodBuilder::new("p")
             .toleration(

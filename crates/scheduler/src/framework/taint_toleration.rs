@@ -80,7 +80,14 @@ mod tests {
             .taint("dedicated", "gpu", "NoSchedule")
             .build();
         let pod = PodBuilder::new("p").build();
-        let err = run_filter(&TaintToleration, &pod, &[node.clone()], &[], "n").unwrap_err();
+        let err = run_filter(
+            &TaintToleration,
+            &pod,
+            std::slice::from_ref(&node),
+            &[],
+            "n",
+        )
+        .unwrap_err();
         assert_eq!(
             err.reasons,
             vec!["node(s) had untolerated taint {dedicated: gpu}"]
@@ -110,7 +117,14 @@ mod tests {
     fn not_ready_nodes_carry_the_not_ready_taint() {
         let node = NodeBuilder::new("n").ready("False").build();
         let pod = PodBuilder::new("p").build();
-        let err = run_filter(&TaintToleration, &pod, &[node.clone()], &[], "n").unwrap_err();
+        let err = run_filter(
+            &TaintToleration,
+            &pod,
+            std::slice::from_ref(&node),
+            &[],
+            "n",
+        )
+        .unwrap_err();
         assert_eq!(
             err.reasons,
             vec!["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
