@@ -2,7 +2,10 @@
 //! and three members, on this machine, data on the same disk, all on
 //! loopback, both fsyncing every acknowledged write. Prints a Markdown table.
 //!
-//! `FLOTILLA_BENCH_SECONDS` sets the length of each write phase (default 3);
+//! The write phases run in rounds that interleave the backends (the machine
+//! and its disk are shared and noisy); the table shows the median round's
+//! rate and latency percentiles over all rounds. `FLOTILLA_BENCH_ROUNDS`
+//! (default 3) and `FLOTILLA_BENCH_SECONDS` (per phase, default 3) tune it;
 //! `FLOTILLA_BENCH_ONLY=sqlite` or `=etcd` runs one side only.
 
 #[path = "../tests/common/etcd.rs"]
@@ -65,53 +68,113 @@ fn main() {
 }
 
 async fn run() {
-    let seconds: u64 = std::env::var("FLOTILLA_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let phase = Duration::from_secs(seconds);
-    let only = std::env::var("FLOTILLA_BENCH_ONLY").unwrap_or_default();
-    let mut rows = Vec::new();
-    if only != "etcd" {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default());
-        let store: Arc<dyn Store> = Arc::new(store.expect("open sqlite"));
-        rows.push(bench("embedded SQLite", store, phase).await);
-    }
-    let clusters: &[(usize, &'static str)] = if only == "sqlite" {
-        &[]
-    } else {
-        &[(1, "etcd, 1 member"), (3, "etcd, 3 members")]
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
     };
-    for &(members, name) in clusters {
-        let cluster = EtcdCluster::start(members).await;
-        let store = EtcdStore::connect(cluster.endpoints(), EtcdOptions::default()).await;
-        let store: Arc<dyn Store> = Arc::new(store.expect("connect etcd"));
-        rows.push(bench(name, store, phase).await);
+    let phase = Duration::from_secs(env("FLOTILLA_BENCH_SECONDS", 3));
+    let rounds = env("FLOTILLA_BENCH_ROUNDS", 3) as usize;
+    let only = std::env::var("FLOTILLA_BENCH_ONLY").unwrap_or_default();
+
+    // Every backend is up for the whole run, so that the rounds interleave
+    // them and a noisy neighbour on the disk hits all of them alike.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut clusters = Vec::new();
+    let mut backends: Vec<(&'static str, Arc<dyn Store>)> = Vec::new();
+    if only != "etcd" {
+        let store = SqliteStore::open(&dir.path().join("state.db"), SqliteOptions::default());
+        backends.push(("embedded SQLite", Arc::new(store.expect("open sqlite"))));
+    }
+    if only != "sqlite" {
+        for (members, name) in [(1, "etcd, 1 member"), (3, "etcd, 3 members")] {
+            let cluster = EtcdCluster::start(members).await;
+            let store = EtcdStore::connect(cluster.endpoints(), EtcdOptions::default()).await;
+            backends.push((name, Arc::new(store.expect("connect etcd"))));
+            clusters.push(cluster);
+        }
+    }
+    eprintln!("disk before: {}", fsync_probe(dir.path()));
+    // Per backend, per writer count, per round: (writes/s, latencies).
+    let mut samples: Vec<Vec<Vec<Round>>> = vec![vec![Vec::new(); WRITERS.len()]; backends.len()];
+    for round in 0..rounds {
+        for (b, (name, store)) in backends.iter().enumerate() {
+            for (w, &writers) in WRITERS.iter().enumerate() {
+                let tag = format!("r{round}w{writers}");
+                // Warm up connections and caches.
+                write_phase(
+                    store,
+                    writers,
+                    Duration::from_millis(300),
+                    &format!("warm{tag}"),
+                )
+                .await;
+                let (rate, latencies) = write_phase(store, writers, phase, &tag).await;
+                eprintln!("round {round}, {name}, {writers} writer(s): {rate:.0} writes/s");
+                samples[b][w].push((rate, latencies));
+            }
+        }
+    }
+    eprintln!("disk after:  {}", fsync_probe(dir.path()));
+    let mut rows = Vec::new();
+    for (b, (name, store)) in backends.iter().enumerate() {
+        let writes = WRITERS
+            .iter()
+            .zip(std::mem::take(&mut samples[b]))
+            .map(|(&writers, rounds)| {
+                // The median round's rate; latencies pooled over all rounds.
+                let mut rates: Vec<f64> = rounds.iter().map(|r| r.0).collect();
+                rates.sort_by(f64::total_cmp);
+                let latencies = rounds.into_iter().flat_map(|r| r.1).collect();
+                Writes {
+                    writers,
+                    per_second: rates[rates.len() / 2],
+                    latency: percentiles(latencies),
+                }
+            })
+            .collect();
+        rows.push(read_side(name, store, writes).await);
     }
     print_table(&rows);
+    drop(clusters);
 }
 
-async fn bench(name: &'static str, store: Arc<dyn Store>, phase: Duration) -> Row {
-    eprintln!("== {name}");
-    let mut writes = Vec::new();
-    for writers in [1, 16] {
-        // Warm up connections and caches.
-        write_phase(
-            &store,
-            writers,
-            Duration::from_millis(300),
-            &format!("warm{writers}"),
-        )
-        .await;
-        let w = write_phase(&store, writers, phase, &format!("w{writers}")).await;
-        eprintln!("   {writers} writer(s): {:.0} writes/s", w.per_second);
-        writes.push(w);
+const WRITERS: [usize; 2] = [1, 16];
+
+/// One write phase: writes per second and every write's latency.
+type Round = (f64, Vec<Duration>);
+
+/// Times a synced 16 KiB overwrite in `dir`, to show how the disk behaved.
+fn fsync_probe(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("fsync-probe");
+    let Ok(file) = std::fs::File::create(&path) else {
+        return "unavailable".into();
+    };
+    let buf = vec![0u8; 16384];
+    let mut times = Vec::new();
+    for i in 0..200u64 {
+        let _ = file.write_at(&buf, (i % 64) * 16384);
+        let t = std::time::Instant::now();
+        let _ = file.sync_data();
+        times.push(t.elapsed());
     }
+    let _ = std::fs::remove_file(&path);
+    let p = percentiles(times);
+    format!(
+        "fdatasync of a 16 KiB write p50 {} / p99 {}",
+        ms(p.p50),
+        ms(p.p99)
+    )
+}
+
+/// Lists and watch latency, once per backend.
+async fn read_side(name: &'static str, store: &Arc<dyn Store>, writes: Vec<Writes>) -> Row {
     let mut lists = Vec::new();
     for n in [10_000, 100_000] {
         let prefix = format!("/bench/list{n}/");
-        load(&store, &prefix, n).await;
+        load(store, &prefix, n).await;
         let mut times = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
@@ -123,10 +186,10 @@ async fn bench(name: &'static str, store: Arc<dyn Store>, phase: Duration) -> Ro
             assert_eq!(listed.items.len(), n);
         }
         times.sort();
-        eprintln!("   list {n}: {:?}", times[1]);
+        eprintln!("{name}: list {n}: {:?}", times[1]);
         lists.push((n, times[1]));
     }
-    let (watch_after_ack, watch_after_start) = watch_latency(&store).await;
+    let (watch_after_ack, watch_after_start) = watch_latency(store).await;
     Row {
         name,
         writes,
@@ -142,7 +205,7 @@ async fn write_phase(
     writers: usize,
     length: Duration,
     tag: &str,
-) -> Writes {
+) -> (f64, Vec<Duration>) {
     let value = Bytes::from(vec![b'v'; VALUE_BYTES]);
     let end = Instant::now() + length;
     let start = Instant::now();
@@ -169,11 +232,7 @@ async fn write_phase(
         latencies.extend(t.await.expect("writer task"));
     }
     let elapsed = start.elapsed();
-    Writes {
-        writers,
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        latency: percentiles(latencies),
-    }
+    (latencies.len() as f64 / elapsed.as_secs_f64(), latencies)
 }
 
 /// Creates `n` keys under `prefix`, 64 at a time.

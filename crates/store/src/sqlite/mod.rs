@@ -11,6 +11,7 @@
 //! * History is compacted automatically to a window of time and revisions,
 //!   in small steps between write batches ([`compact`]).
 
+mod checkpoint;
 mod compact;
 mod read;
 mod schema;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{broadcast, oneshot};
 
+use super::checkpoint::{self, Checkpointer};
 use super::compact::Compactor;
 use super::schema::{self, map_err};
 use super::{Committed, SqliteOptions};
@@ -82,6 +83,8 @@ pub(crate) struct Writer {
     events: broadcast::Sender<Arc<Committed>>,
     revision: Revision,
     compactor: Compactor,
+    checkpointer: Checkpointer,
+    commits_since_nudge: u32,
 }
 
 /// A reply that waits for the commit.
@@ -100,6 +103,13 @@ impl Writer {
         let snap = schema::snapshot(&conn).map_err(map_err)?;
         shared.current.store(snap.current, Ordering::SeqCst);
         let compactor = Compactor::new(&opts, snap);
+        let path = conn
+            .path()
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default();
+        conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
+            .map_err(map_err)?;
+        let checkpointer = Checkpointer::start(&path)?;
         Ok(Writer {
             conn,
             opts,
@@ -107,6 +117,8 @@ impl Writer {
             events,
             revision: snap.current,
             compactor,
+            checkpointer,
+            commits_since_nudge: 0,
         })
     }
 
@@ -161,6 +173,11 @@ impl Writer {
         match outcome {
             Ok(()) => {
                 self.shared.current.store(self.revision, Ordering::SeqCst);
+                self.commits_since_nudge += 1;
+                if self.commits_since_nudge >= checkpoint::NUDGE_EVERY {
+                    self.checkpointer.nudge();
+                    self.commits_since_nudge = 0;
+                }
                 if !events.is_empty() {
                     let committed = Committed {
                         first: start_revision + 1,
