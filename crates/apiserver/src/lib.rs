@@ -11,10 +11,12 @@ pub mod metrics;
 pub mod nonresource;
 pub mod openapi;
 pub mod pki;
+pub mod protobuf;
 pub mod rbac_source;
 pub mod rest;
 pub mod selectors;
 pub mod server;
+pub mod shared_pki;
 pub mod table;
 pub mod tls;
 

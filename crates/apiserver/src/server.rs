@@ -90,6 +90,42 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The cluster CA and token-signing key come from the store when another server
+/// already created them; otherwise this server creates and publishes them. Waits
+/// (logging why) while the store is unreachable, since nothing can be served
+/// securely without them.
+async fn load_shared_pki(
+    store: &dyn Store,
+    token: &str,
+    tls_dir: &Path,
+    sans: &ServerSans,
+) -> anyhow::Result<Pki> {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = async {
+            if crate::shared_pki::fetch(store, token, tls_dir).await? {
+                return Ok::<_, crate::shared_pki::SharedPkiError>(true);
+            }
+            let _ = Pki::load_or_create(tls_dir, sans)
+                .map_err(|e| crate::shared_pki::SharedPkiError::Malformed(e.to_string()))?;
+            if crate::shared_pki::publish(store, token, tls_dir).await? {
+                return Ok(true);
+            }
+            // Another server published first: use theirs.
+            crate::shared_pki::fetch(store, token, tls_dir).await
+        };
+        match attempt.await {
+            Ok(_) => return Ok(Pki::load_or_create(tls_dir, sans)?),
+            Err(crate::shared_pki::SharedPkiError::Store(e)) => {
+                tracing::warn!(error = %e, "waiting for the datastore to load the cluster certificates");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 impl Server {
     /// Prepares the data dir, certificates and kubeconfig, binds the port and starts
     /// serving; the store is connected in the background (readyz reports it).
@@ -107,7 +143,8 @@ impl Server {
             sans.ips.push(ip);
         }
         sans.dns.push(config.node_name.clone());
-        let pki = Pki::load_or_create(&config.data_dir.join("tls"), &sans)?;
+        let tls_dir = config.data_dir.join("tls");
+        let pki = load_shared_pki(&*store, &token, &tls_dir, &sans).await?;
         let tls = pki.server_config()?;
 
         let listener =

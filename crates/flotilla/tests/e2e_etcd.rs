@@ -1,0 +1,77 @@
+//! The server on a real etcd (Debian's etcd 3.4) the test starts on loopback ports.
+
+mod common;
+
+#[path = "../../store/tests/common/etcd.rs"]
+mod etcd;
+
+use common::Cluster;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_against_an_etcd_backed_server() {
+    let etcd = etcd::EtcdCluster::start(1).await;
+    let endpoint = etcd.endpoints().join(",");
+    let c = tokio::task::spawn_blocking(move || {
+        let c = Cluster::start(&["--datastore-endpoint", &endpoint]);
+        c.ok_in(
+            None,
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: in-etcd\ndata:\n  a: b\n"),
+        );
+        let out = c.ok(&["get", "configmap", "in-etcd", "-o", "jsonpath={.data.a}"]);
+        assert_eq!(out, "b");
+        let ns = c.ok(&["get", "namespaces", "-o", "name"]);
+        assert!(ns.contains("namespace/kube-system"), "{ns}");
+        c
+    })
+    .await
+    .expect("test body");
+    drop(c);
+    drop(etcd);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_share_one_etcd_and_one_ca() {
+    let etcd = etcd::EtcdCluster::start(1).await;
+    let endpoint = etcd.endpoints().join(",");
+    tokio::task::spawn_blocking(move || {
+        let args = ["--datastore-endpoint", endpoint.as_str(), "--token", "shared-secret"];
+        let a = Cluster::start(&args);
+        let b = Cluster::start(&args);
+        assert_eq!(
+            std::fs::read(a.data.join("tls/server-ca.crt")).expect("ca a"),
+            std::fs::read(b.data.join("tls/server-ca.crt")).expect("ca b"),
+            "the second server must use the cluster's CA"
+        );
+        a.ok_in(None, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ha\ndata:\n  a: b\n"));
+        assert_eq!(b.ok(&["get", "configmap", "ha", "-o", "jsonpath={.data.a}"]), "b");
+        // Services created through either server never share a cluster IP.
+        let svc = |n: &str| format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {n}\nspec:\n  ports:\n  - port: 80\n");
+        for i in 0..5 {
+            a.ok_in(None, &["apply", "-f", "-"], Some(&svc(&format!("a{i}"))));
+            b.ok_in(None, &["apply", "-f", "-"], Some(&svc(&format!("b{i}"))));
+        }
+        let ips = a.ok(&["get", "services", "-o", "jsonpath={.items[*].spec.clusterIP}"]);
+        let list: Vec<&str> = ips.split_whitespace().collect();
+        let unique: std::collections::HashSet<&str> = list.iter().copied().collect();
+        assert_eq!(list.len(), 11, "{ips}");
+        assert_eq!(unique.len(), list.len(), "duplicate cluster IPs: {ips}");
+        // One server going away leaves the other working.
+        a.stop();
+        b.ok_in(None, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n"));
+        assert!(b.ok(&["get", "configmaps", "-o", "name"]).contains("configmap/after"));
+        // A server with another token is refused the cluster's secrets.
+        let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .args(["server", "--https-listen-port", "0", "--disable-agent", "--token", "other", "--datastore-endpoint", endpoint.as_str()])
+            .arg("--data-dir")
+            .arg(b.data.join("wrong"))
+            .output()
+            .expect("run");
+        assert!(!wrong.status.success());
+        let err = String::from_utf8_lossy(&wrong.stderr);
+        assert!(err.contains("another token"), "{err}");
+    })
+    .await
+    .expect("test body");
+    drop(etcd);
+}
