@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pki;
 pub mod protobuf;
 pub mod rbac_source;
+pub mod registry;
 pub mod rest;
 pub mod selectors;
 pub mod server;

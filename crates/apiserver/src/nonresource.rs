@@ -23,6 +23,8 @@ pub async fn serve(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let table = api.registry.table();
+    let resources = &table.resources;
     let trimmed = path.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.split('/').filter(|p| !p.is_empty()).collect();
     let result = match parts.as_slice() {
@@ -35,7 +37,7 @@ pub async fn serve(
                 DiscoveryRoot::Groups
             };
             if let Some(v) = discovery::wants_aggregated(accept) {
-                let doc = discovery::aggregated_discovery(root, v, &api.resources);
+                let doc = discovery::aggregated_discovery(root, v, resources);
                 let mut r =
                     json_value(StatusCode::OK, &doc).unwrap_or_else(IntoResponse::into_response);
                 r.headers_mut().insert(
@@ -49,20 +51,20 @@ pub async fn serve(
                     json_value(StatusCode::OK, &discovery::api_versions(&srv.server_url))
                 }
                 DiscoveryRoot::Groups => {
-                    json_value(StatusCode::OK, &discovery::api_group_list(&api.resources))
+                    json_value(StatusCode::OK, &discovery::api_group_list(resources))
                 }
             }
         }
-        ["api", version] => discovery::api_resource_list("", version, &api.resources)
+        ["api", version] => discovery::api_resource_list("", version, resources)
             .map(|v| json_value(StatusCode::OK, &v))
             .unwrap_or(Err(not_found())),
-        ["apis", group] => discovery::api_group(group, &api.resources)
+        ["apis", group] => discovery::api_group(group, resources)
             .map(|v| json_value(StatusCode::OK, &v))
             .unwrap_or(Err(not_found())),
-        ["apis", group, version] => discovery::api_resource_list(group, version, &api.resources)
+        ["apis", group, version] => discovery::api_resource_list(group, version, resources)
             .map(|v| json_value(StatusCode::OK, &v))
             .unwrap_or(Err(not_found())),
-        ["openapi", ..] => crate::openapi::serve(path, accept, &api.resources)
+        ["openapi", ..] => crate::openapi::serve_with(table.openapi(), path, accept, resources)
             .map(|(ct, body)| {
                 let mut r = json_bytes(StatusCode::OK, body);
                 if let Ok(v) = HeaderValue::from_str(&ct) {

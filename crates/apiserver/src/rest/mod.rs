@@ -1,6 +1,7 @@
 //! One generic REST handler for every resource (Kubernetes' `registry/generic`):
 //! routing by the resource table, per-kind behaviour in [`strategy`].
 
+pub mod custom;
 pub mod read;
 pub mod request;
 pub mod reviews;
@@ -31,7 +32,7 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub struct Api {
     pub store: Arc<dyn Store>,
     pub cache: Arc<Cache>,
-    pub resources: Vec<Resource>,
+    pub registry: crate::registry::Registry,
     pub config: ApiConfig,
     pub authn: Arc<crate::auth::Authenticator>,
     pub authz: Arc<crate::auth::Authorizer>,
@@ -49,6 +50,8 @@ pub type Query = HashMap<String, String>;
 /// A request that names a resource, after routing and authorization.
 pub struct Call<'a> {
     pub info: &'a RequestInfo,
+    /// Schema and printing of a custom resource; `None` for built-ins.
+    pub custom: Option<&'a crate::registry::Custom>,
     pub user: &'a crate::auth::UserInfo,
     pub resource: &'a Resource,
     pub query: &'a Query,
@@ -109,19 +112,14 @@ impl Api {
         let api = Arc::new(Api {
             store,
             cache,
-            resources: apimachinery::resources::BUILTIN.to_vec(),
+            registry: Default::default(),
             config,
             authn,
             authz,
         });
         crate::bootstrap::ensure(&api).await?;
+        tokio::spawn(crate::registry::follow_crds(Arc::downgrade(&api)));
         Ok(api)
-    }
-
-    pub fn find_resource(&self, info: &RequestInfo) -> Option<&Resource> {
-        self.resources.iter().find(|r| {
-            r.group == info.group && r.version == info.version && r.plural == info.resource
-        })
     }
 
     /// Waits until the cache reflects every write acknowledged so far, so reads
@@ -140,7 +138,8 @@ impl Api {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Response {
-        let Some(resource) = self.find_resource(info) else {
+        let table = self.registry.table();
+        let Some(resource) = table.find(&info.group, &info.version, &info.resource) else {
             return ApiError::NotFound {
                 message: "the server could not find the requested resource".into(),
                 kind: info.resource.clone(),
@@ -149,8 +148,10 @@ impl Api {
             }
             .into_response();
         };
+        let custom = table.custom(resource).map(|c| &**c);
         let call = Call {
             info,
+            custom,
             user,
             resource,
             query,

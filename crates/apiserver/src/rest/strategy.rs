@@ -197,16 +197,18 @@ fn generate_name(prefix: &str) -> String {
 
 /// Kinds whose spec changes bump metadata.generation.
 fn has_generation(r: &Resource) -> bool {
-    r.has_subresource("status")
-        && !matches!(
-            r.plural.as_ref(),
-            "pods"
-                | "services"
-                | "nodes"
-                | "namespaces"
-                | "persistentvolumes"
-                | "persistentvolumeclaims"
-        )
+    let builtin = apimachinery::resources::builtin(&r.group, &r.version, &r.plural).is_some();
+    !builtin
+        || r.has_subresource("status")
+            && !matches!(
+                r.plural.as_ref(),
+                "pods"
+                    | "services"
+                    | "nodes"
+                    | "namespaces"
+                    | "persistentvolumes"
+                    | "persistentvolumeclaims"
+            )
 }
 
 pub fn bump_generation(obj: &mut Value) {
@@ -282,6 +284,14 @@ pub async fn prepare(
         && spec_of(obj) != spec_of(old)
     {
         bump_generation(obj);
+    }
+    if let Some(custom) = call.custom {
+        super::custom::prepare(call, custom, obj)?;
+        record_managed_fields(call, obj, old);
+        return Ok(());
+    }
+    if r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions" {
+        super::custom::prepare_definition(call, obj, old)?;
     }
     check_fields(call, obj)?;
     record_managed_fields(call, obj, old);
@@ -712,6 +722,35 @@ pub async fn after_delete(api: &Api, call: &Call<'_>, obj: &Value) {
     if call.resource.group.is_empty() && call.resource.plural == "services" {
         crate::alloc::release_service(api, obj).await;
     }
+    if call.resource.group == "apiextensions.k8s.io"
+        && call.resource.plural == "customresourcedefinitions"
+    {
+        delete_custom_objects(api, obj).await;
+    }
+}
+
+/// A deleted CRD takes its objects with it.
+async fn delete_custom_objects(api: &Api, crd: &Value) {
+    let group = crd
+        .pointer("/spec/group")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let plural = crd
+        .pointer("/spec/names/plural")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if group.is_empty() || plural.is_empty() {
+        return;
+    }
+    let prefix = format!("/registry/{plural}.{group}/");
+    let (_, entries) = api.cache.objects(&prefix);
+    for e in entries {
+        if let Err(err) = api.store.delete(&e.key, None).await
+            && !matches!(err, store::StoreError::NotFound(_))
+        {
+            tracing::warn!(key = %e.key, error = %err, "could not delete an object of a deleted CRD");
+        }
+    }
 }
 
 /// Releases allocations made for a create that was then refused by the store.
@@ -792,6 +831,17 @@ pub fn table_response(
         }
         None => json!({}),
     };
+    if let Some(custom) = call.custom {
+        let columns = crate::table::PrinterColumn::from_crd_version(&custom.raw_version);
+        let table = crate::table::custom_resource_table(
+            &columns,
+            &refs,
+            include,
+            list_meta,
+            std::time::SystemTime::now(),
+        );
+        return json_value(StatusCode::OK, &table).map(Some);
+    }
     let table = crate::table::to_table(
         call.resource,
         &refs,

@@ -398,6 +398,7 @@ pub async fn delete_collection(api: &Api, call: &Call<'_>) -> ApiResult<Response
         };
         let sub = Call {
             info: &info,
+            custom: call.custom,
             user: call.user,
             resource: call.resource,
             query: call.query,
@@ -480,18 +481,28 @@ pub async fn evict(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     )
 }
 
-fn scale_of(obj: &Value) -> Value {
+/// The autoscaling/v1 Scale view of an object, reading replicas and the selector
+/// where this resource keeps them.
+fn scale_of(call: &Call<'_>, obj: &Value) -> Value {
     let meta = &obj["metadata"];
-    let selector = obj
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let (spec_path, status_path, selector_path) = super::custom::scale_paths(call);
+    let selector = match selector_path {
+        Some(p) => obj
+            .pointer(&p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        None => obj
+            .pointer("/spec/selector/matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default(),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -499,12 +510,31 @@ fn scale_of(obj: &Value) -> Value {
             "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
             "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "spec": {"replicas": obj.pointer(&spec_path).cloned().unwrap_or(json!(1))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "replicas": obj.pointer(&status_path).cloned().unwrap_or(json!(0)),
             "selector": selector,
         },
     })
+}
+
+/// Sets `value` at a JSON pointer, creating objects on the way.
+fn set_at(obj: &mut Value, pointer: &str, value: Value) {
+    let mut cur = obj;
+    let parts: Vec<&str> = pointer.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Some(map) = cur.as_object_mut() else {
+            return;
+        };
+        if i + 1 == parts.len() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        cur = map.entry(part.to_string()).or_insert_with(|| json!({}));
+    }
 }
 
 pub async fn get_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
@@ -514,14 +544,14 @@ pub async fn get_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         .cache
         .get(&key)
         .ok_or_else(|| call.not_found(&call.info.name))?;
-    json_value(StatusCode::OK, &scale_of(&entry.value()?))
+    json_value(StatusCode::OK, &scale_of(call, &entry.value()?))
 }
 
 pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let name = call.info.name.clone();
     let (obj, rev) = guaranteed_update(api, call, &name, |mut obj| {
         let scale = match call.info.verb.as_str() {
-            "patch" => strategy::apply_patch_to(call, &scale_of(&obj), "autoscaling/v1", "Scale")?,
+            "patch" => strategy::apply_patch_to(call, &scale_of(call, &obj), "autoscaling/v1", "Scale")?,
             _ => decode_body(&call.body, call.content_type())?,
         };
         let wanted = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
@@ -542,15 +572,16 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
                 }],
             ));
         }
-        if obj.pointer("/spec/replicas").and_then(Value::as_i64) == Some(replicas) {
+        let (spec_path, _, _) = super::custom::scale_paths(call);
+        if obj.pointer(&spec_path).and_then(Value::as_i64) == Some(replicas) {
             return Ok(None);
         }
-        obj["spec"]["replicas"] = json!(replicas);
+        set_at(&mut obj, &spec_path, json!(replicas));
         strategy::bump_generation(&mut obj);
         Ok(Some(obj))
     })
     .await?;
     let mut obj = obj;
     obj["metadata"]["resourceVersion"] = Value::String(rev.to_string());
-    json_value(StatusCode::OK, &scale_of(&obj))
+    json_value(StatusCode::OK, &scale_of(call, &obj))
 }

@@ -1,0 +1,212 @@
+//! What the server serves: the built-in resource table plus one entry per served
+//! version of every CustomResourceDefinition, rebuilt whenever a CRD changes.
+//! Requests take a snapshot (`Arc<Table>`) and keep it for their whole life.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use apimachinery::crd::{CrdVersion, Structural};
+use apimachinery::resources::{BUILTIN, Resource};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::openapi::{CustomResourceSchema, OpenApiV3};
+
+/// A served custom resource version and what handling it needs.
+pub struct Custom {
+    pub version: CrdVersion,
+    pub schema: Structural,
+    /// The CRD's `spec.versions[]` entry, for printer columns.
+    pub raw_version: Value,
+}
+
+pub struct Table {
+    pub resources: Vec<Resource>,
+    custom: HashMap<(String, String, String), Arc<Custom>>,
+    pub openapi: Arc<OpenApiV3>,
+}
+
+impl Table {
+    fn builtin() -> Table {
+        Table {
+            resources: BUILTIN.to_vec(),
+            custom: HashMap::new(),
+            openapi: Arc::new(OpenApiV3::default()),
+        }
+    }
+
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&Resource> {
+        self.resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+
+    pub fn custom(&self, r: &Resource) -> Option<&Arc<Custom>> {
+        self.custom.get(&(
+            r.group.to_string(),
+            r.version.to_string(),
+            r.plural.to_string(),
+        ))
+    }
+
+    /// OpenAPI documents: the built-in ones unless custom resources exist.
+    pub fn openapi(&self) -> &OpenApiV3 {
+        if self.custom.is_empty() {
+            OpenApiV3::builtin()
+        } else {
+            &self.openapi
+        }
+    }
+}
+
+pub struct Registry {
+    table: RwLock<Arc<Table>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            table: RwLock::new(Arc::new(Table::builtin())),
+        }
+    }
+}
+
+impl Registry {
+    pub fn table(&self) -> Arc<Table> {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Rebuilds the table from every CRD. A CRD whose names clash with a built-in
+    /// or an earlier CRD is skipped (its status says why, once it is reported).
+    pub fn rebuild(&self, crds: &[Value]) {
+        let mut table = Table::builtin();
+        let mut schemas = Vec::new();
+        for crd in crds {
+            if crd.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let raw_versions: Vec<Value> = crd
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for v in apimachinery::crd::served_resources(crd) {
+                if table.find(&v.group, &v.version, &v.plural).is_some() {
+                    tracing::warn!(group = %v.group, plural = %v.plural, "CRD clashes with a served resource; skipped");
+                    continue;
+                }
+                let resource = Resource::custom(&v);
+                let raw_version = raw_versions
+                    .iter()
+                    .find(|rv| rv.get("name").and_then(Value::as_str) == Some(v.version.as_str()))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                schemas.push(CustomResourceSchema {
+                    resource: resource.clone(),
+                    schema: v.schema.clone(),
+                });
+                let key = (v.group.clone(), v.version.clone(), v.plural.clone());
+                let custom = Custom {
+                    schema: Structural::new(&v.schema),
+                    version: v,
+                    raw_version,
+                };
+                table.custom.insert(key, Arc::new(custom));
+                table.resources.push(resource);
+            }
+        }
+        if !schemas.is_empty() {
+            table.openapi = Arc::new(OpenApiV3::with_custom(&schemas));
+        }
+        *self.table.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(table);
+    }
+}
+
+/// Keeps the registry in step with the CRDs in the cache and marks each served
+/// CRD Established, as the apiextensions controllers do.
+pub async fn follow_crds(api: std::sync::Weak<crate::rest::Api>) {
+    const PREFIX: &str = "/registry/customresourcedefinitions/";
+    loop {
+        let Some(strong) = api.upgrade() else { return };
+        let Ok(start) = strong
+            .cache
+            .watch("customresourcedefinitions", PREFIX, None)
+        else {
+            return;
+        };
+        let mut live = start.live;
+        refresh(&strong).await;
+        drop(strong);
+        loop {
+            match live.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    let Some(strong) = api.upgrade() else { return };
+                    refresh(&strong).await;
+                }
+                // The cache reloaded: subscribe again.
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+}
+
+async fn refresh(api: &crate::rest::Api) {
+    let (_, entries) = api.cache.objects("/registry/customresourcedefinitions/");
+    let crds: Vec<Value> = entries.iter().filter_map(|e| e.value().ok()).collect();
+    api.registry.rebuild(&crds);
+    for crd in &crds {
+        if crd.pointer("/metadata/deletionTimestamp").is_none() && !is_established(crd) {
+            establish(api, crd).await;
+        }
+    }
+}
+
+fn is_established(crd: &Value) -> bool {
+    crd.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Established")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+async fn establish(api: &crate::rest::Api, crd: &Value) {
+    let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
+        return;
+    };
+    let key = format!("/registry/customresourcedefinitions/{name}");
+    let Ok(Some(kv)) = api.store.get(&key, None).await else {
+        return;
+    };
+    let Ok(mut stored) = serde_json::from_slice::<Value>(&kv.value) else {
+        return;
+    };
+    let now = crate::rest::strategy::now_rfc3339();
+    let storage: Vec<Value> = stored
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter_map(|v| v.get("name").cloned())
+        .collect();
+    let names = stored
+        .pointer("/spec/names")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    stored["status"] = json!({
+        "acceptedNames": names,
+        "storedVersions": storage,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ],
+    });
+    let Ok(bytes) = serde_json::to_vec(&stored) else {
+        return;
+    };
+    // A lost race means someone else changed it; the next change event retries.
+    let _ = api.store.update(&key, bytes.into(), kv.mod_revision).await;
+}
