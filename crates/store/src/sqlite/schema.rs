@@ -103,6 +103,9 @@ pub(crate) fn lock_file(path: &Path) -> Result<File> {
         .metadata()
         .map_err(|e| io_err(path, "cannot stat", e))?
         .len();
+    if len == 0 {
+        sync_parent_dirs(path);
+    }
     // An empty file is a store that has never been written. Anything else
     // must carry our application id in its header, which the first open writes
     // before anything else (see `open_writer`). Deciding from the raw bytes
@@ -128,6 +131,22 @@ pub(crate) fn lock_file(path: &Path) -> Result<File> {
         }
     }
     Ok(file)
+}
+
+/// Makes a newly created file's directory entry (and its directory's)
+/// durable: SQLite syncs the file's contents, not the directory naming it, so
+/// a power loss could otherwise lose a new store wholesale. Best effort.
+fn sync_parent_dirs(path: &Path) {
+    let mut dir = path.parent();
+    for _ in 0..2 {
+        let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) else {
+            break;
+        };
+        if let Ok(f) = File::open(d) {
+            let _ = f.sync_all();
+        }
+        dir = d.parent();
+    }
 }
 
 /// What [`inspect`] found in the file.
