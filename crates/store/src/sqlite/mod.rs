@@ -4,12 +4,14 @@
 //!   at the newest row of each live key, so reads of the latest state never
 //!   scan history, while reads at an older revision use the log.
 //! * One writer thread commits requests in batches (group commit) and replies
-//!   only after the fsync'd commit ([`writer`]).
-//! * Reads use a small pool of read-only connections ([`read`]).
+//!   only after the fsync'd commit (`writer.rs`).
+//! * Reads use a small pool of read-only connections (`read.rs`).
 //! * Watches replay the log and then follow an in-memory feed of committed
-//!   batches ([`watch`]).
+//!   batches (`watch.rs`).
 //! * History is compacted automatically to a window of time and revisions,
-//!   in small steps between write batches ([`compact`]).
+//!   in small steps between write batches (`compact.rs`).
+//! * A background thread checkpoints the WAL into the database file, so that
+//!   commits do not wait for it (`checkpoint.rs`).
 
 mod checkpoint;
 mod compact;
