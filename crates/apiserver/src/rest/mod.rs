@@ -2,10 +2,12 @@
 //! routing by the resource table, per-kind behaviour in [`strategy`].
 
 pub mod custom;
+pub mod patch;
 pub mod read;
 pub mod request;
 pub mod reviews;
 pub mod strategy;
+pub mod tables;
 pub mod watch;
 pub mod write;
 

@@ -23,7 +23,7 @@ pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         .cache
         .get(&key)
         .ok_or_else(|| call.not_found(&call.info.name))?;
-    if let Some(table) = crate::rest::strategy::table_response(call, &[entry.clone()], None)? {
+    if let Some(table) = super::tables::table_response(call, &[entry.clone()], None)? {
         return Ok(table);
     }
     Ok(json_bytes(StatusCode::OK, entry.json.clone()))
@@ -104,11 +104,9 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         }
     };
     let continue_token = next.map(|last| encode_continue(revision, &last));
-    if let Some(table) = crate::rest::strategy::table_response(
-        call,
-        &items,
-        Some((revision, continue_token.as_deref())),
-    )? {
+    if let Some(table) =
+        super::tables::table_response(call, &items, Some((revision, continue_token.as_deref())))?
+    {
         return Ok(table);
     }
     Ok(json_bytes(

@@ -132,7 +132,7 @@ where
 /// PUT and PATCH on an object, its status or a namespace's finalizers.
 pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let is_patch = call.info.verb == "patch";
-    let is_apply = strategy::is_apply(call);
+    let is_apply = super::patch::is_apply(call);
     let name = call.info.name.clone();
     let key = call.resource.key(call.namespace(), &name);
     let body = if is_patch {
@@ -153,7 +153,7 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
         let Some((cur, rev)) = current(api, &key, fresh).await? else {
             if is_apply && call.info.subresource.is_empty() {
                 // Server-side apply of an absent object creates it.
-                let obj = strategy::server_side_apply(call, None)?;
+                let obj = super::patch::server_side_apply(call, None)?;
                 let body =
                     serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
                 return create(
@@ -169,7 +169,7 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
         };
         let mut new = match &body {
             Some(b) => b.clone(),
-            None => strategy::apply_patch(call, &cur)?,
+            None => super::patch::apply_patch(call, &cur)?,
         };
         let wanted_rv = new
             .pointer("/metadata/resourceVersion")
@@ -551,7 +551,7 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let name = call.info.name.clone();
     let (obj, rev) = guaranteed_update(api, call, &name, |mut obj| {
         let scale = match call.info.verb.as_str() {
-            "patch" => strategy::apply_patch_to(call, &scale_of(call, &obj), "autoscaling/v1", "Scale")?,
+            "patch" => super::patch::apply_patch_to(call, &scale_of(call, &obj), "autoscaling/v1", "Scale")?,
             _ => decode_body(&call.body, call.content_type())?,
         };
         let wanted = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
