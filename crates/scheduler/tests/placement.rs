@@ -1,0 +1,328 @@
+//! The scheduler against the real API server: Node objects created through the
+//! API (no node agent), pods placed, unschedulable pods reported with
+//! Kubernetes' messages, preemption carried out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::ApiServer;
+use common::objects::{node, pod};
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, wait::await_condition, watcher};
+use scheduler::SchedulerOptions;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn start_scheduler(server: &ApiServer) -> tokio::task::JoinHandle<()> {
+    let opts = SchedulerOptions {
+        identity: "test-scheduler".into(),
+        ..Default::default()
+    };
+    let client = server.scheduler.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scheduler::run(client, opts).await {
+            panic!("scheduler stopped: {e}");
+        }
+    })
+}
+
+async fn create_node(nodes: &Api<Node>, n: Node) {
+    nodes
+        .create(&PostParams::default(), &n)
+        .await
+        .expect("create node");
+}
+
+async fn create_pod(pods: &Api<Pod>, p: Pod) {
+    pods.create(&PostParams::default(), &p)
+        .await
+        .expect("create pod");
+}
+
+/// Waits until the pod is bound and returns its node.
+async fn bound_node(pods: &Api<Pod>, name: &str) -> String {
+    let cond = |p: Option<&Pod>| {
+        p.and_then(|p| p.spec.as_ref()?.node_name.as_ref())
+            .is_some_and(|n| !n.is_empty())
+    };
+    let pod = tokio::time::timeout(WAIT, await_condition(pods.clone(), name, cond))
+        .await
+        .unwrap_or_else(|_| panic!("pod {name} was not bound in time"))
+        .expect("watch")
+        .expect("pod exists");
+    pod.spec.and_then(|s| s.node_name).unwrap_or_default()
+}
+
+/// Waits for `PodScheduled=False, reason Unschedulable` and returns its message.
+async fn unschedulable_message(pods: &Api<Pod>, name: &str, expect: &str) -> String {
+    let cond = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()?.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"))
+            .is_some_and(|c| {
+                c.status == "False"
+                    && c.reason.as_deref() == Some("Unschedulable")
+                    && c.message.as_deref() == Some(expect)
+            })
+    };
+    match tokio::time::timeout(WAIT, await_condition(pods.clone(), name, cond)).await {
+        Ok(_) => expect.to_string(),
+        Err(_) => {
+            let p = pods.get(name).await.expect("get pod");
+            panic!(
+                "pod {name} never reported {expect:?}; status: {:?}",
+                p.status
+            );
+        }
+    }
+}
+
+/// Waits for a FailedScheduling event about `pod` with `message`.
+async fn failed_scheduling_event(events: &Api<Event>, pod: &str, message: &str) {
+    let stream = watcher(events.clone(), watcher::Config::default()).applied_objects();
+    let found = stream
+        .filter_map(|e| async move { e.ok() })
+        .any(|e| async move {
+            e.involved_object.name.as_deref() == Some(pod)
+                && e.reason.as_deref() == Some("FailedScheduling")
+                && e.type_.as_deref() == Some("Warning")
+                && e.message.as_deref() == Some(message)
+        });
+    assert!(
+        tokio::time::timeout(WAIT, found).await.unwrap_or(false),
+        "no FailedScheduling event for {pod} with {message:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_place_pods_and_unschedulable_pods_get_kubernetes_messages() {
+    let server = ApiServer::start().await;
+    let nodes: Api<Node> = Api::all(server.admin.clone());
+    let pods: Api<Pod> = Api::namespaced(server.admin.clone(), "default");
+    let events: Api<Event> = Api::namespaced(server.admin.clone(), "default");
+    let gpu_taint = json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]);
+    create_node(&nodes, node("small", "1", json!({}), json!([]))).await;
+    create_node(
+        &nodes,
+        node(
+            "gpu1",
+            "4",
+            json!({"accelerator": "gpu"}),
+            gpu_taint.clone(),
+        ),
+    )
+    .await;
+    create_node(&nodes, node("gpu2", "4", json!({}), gpu_taint)).await;
+    let _scheduler = start_scheduler(&server).await;
+
+    // Resources and taints.
+    create_pod(&pods, pod("big", "2", json!({}), json!({}))).await;
+    let msg = "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}.";
+    unschedulable_message(&pods, "big", msg).await;
+    failed_scheduling_event(&events, "big", msg).await;
+
+    // A new node makes it schedulable: re-queued on the node event.
+    create_node(&nodes, node("large", "8", json!({}), json!([]))).await;
+    assert_eq!(bound_node(&pods, "big").await, "large");
+
+    // Tolerations plus nodeSelector.
+    let gpu_spec = json!({
+        "nodeSelector": {"accelerator": "gpu"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}]
+    });
+    create_pod(&pods, pod("gpu-job", "1", json!({}), gpu_spec)).await;
+    assert_eq!(bound_node(&pods, "gpu-job").await, "gpu1");
+
+    // Cordon: the cordoned node takes nothing new.
+    nodes
+        .patch(
+            "large",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .expect("cordon");
+    create_pod(&pods, pod("after-cordon", "500m", json!({}), json!({}))).await;
+    assert_eq!(bound_node(&pods, "after-cordon").await, "small");
+
+    // A node that is not Ready counts as tainted not-ready.
+    let mut sick = node("sick", "16", json!({}), json!([]));
+    if let Some(c) = sick.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+        c[0].status = "False".into();
+    }
+    create_node(&nodes, sick).await;
+    create_pod(&pods, pod("huge", "6", json!({}), json!({}))).await;
+    unschedulable_message(
+        &pods,
+        "huge",
+        "0/5 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, \
+         1 node(s) were unschedulable, 2 node(s) had untolerated taint {dedicated: gpu}.",
+    )
+    .await;
+
+    // Host ports: the second pod wanting the port on the only open node waits.
+    let port_spec = |n: &str| {
+        json!({"nodeName": null, "nodeSelector": {"kubernetes.io/hostname": n},
+               "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80, "hostPort": 8080}]}]})
+    };
+    create_pod(&pods, pod("port-a", "0", json!({}), port_spec("small"))).await;
+    assert_eq!(bound_node(&pods, "port-a").await, "small");
+    create_pod(&pods, pod("port-b", "0", json!({}), port_spec("small"))).await;
+    unschedulable_message(
+        &pods,
+        "port-b",
+        "0/5 nodes are available: 1 node(s) didn't have free ports for the requested pod ports, \
+         1 node(s) had untolerated taint {node.kubernetes.io/not-ready: }, 1 node(s) were unschedulable, \
+         2 node(s) had untolerated taint {dedicated: gpu}.",
+    )
+    .await;
+
+    // The scheduler held the kube-scheduler lease.
+    let leases: Api<Lease> = Api::namespaced(server.admin.clone(), "kube-system");
+    let lease = leases.get("kube-scheduler").await.expect("lease");
+    assert_eq!(
+        lease.spec.and_then(|s| s.holder_identity).as_deref(),
+        Some("test-scheduler")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_spreading_and_preemption() {
+    let server = ApiServer::start().await;
+    let nodes: Api<Node> = Api::all(server.admin.clone());
+    let pods: Api<Pod> = Api::namespaced(server.admin.clone(), "default");
+    for (n, zone) in [("n1", "a"), ("n2", "a"), ("n3", "b")] {
+        create_node(
+            &nodes,
+            node(
+                n,
+                "2",
+                json!({"topology.kubernetes.io/zone": zone}),
+                json!([]),
+            ),
+        )
+        .await;
+    }
+    let _scheduler = start_scheduler(&server).await;
+
+    // Required anti-affinity by hostname: one per node, the fourth waits.
+    let anti = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
+    let mut placed = Vec::new();
+    for i in 0..3 {
+        let name = format!("web-{i}");
+        create_pod(&pods, pod(&name, "0", json!({"app": "web"}), anti.clone())).await;
+        placed.push(bound_node(&pods, &name).await);
+    }
+    placed.sort();
+    assert_eq!(placed, vec!["n1", "n2", "n3"]);
+    create_pod(&pods, pod("web-3", "0", json!({"app": "web"}), anti)).await;
+    // The placed pods' own anti-affinity rejects it first, as in Kubernetes.
+    unschedulable_message(
+        &pods,
+        "web-3",
+        "0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules.",
+    )
+    .await;
+
+    // Required affinity to a zone holding a matching pod.
+    let near = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "topology.kubernetes.io/zone"}]}}});
+    create_pod(
+        &pods,
+        pod(
+            "db",
+            "0",
+            json!({"app": "db"}),
+            json!({"nodeSelector": {"kubernetes.io/hostname": "n3"}}),
+        ),
+    )
+    .await;
+    assert_eq!(bound_node(&pods, "db").await, "n3");
+    create_pod(&pods, pod("near-db", "0", json!({}), near)).await;
+    assert_eq!(bound_node(&pods, "near-db").await, "n3");
+
+    // Topology spread over zones with DoNotSchedule: zone b gets the second.
+    let spread = json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "spread"}}}]});
+    let mut zones = Vec::new();
+    for i in 0..2 {
+        let name = format!("spread-{i}");
+        create_pod(
+            &pods,
+            pod(&name, "0", json!({"app": "spread"}), spread.clone()),
+        )
+        .await;
+        let n = bound_node(&pods, &name).await;
+        zones.push(if n == "n3" { "b" } else { "a" });
+    }
+    zones.sort();
+    assert_eq!(zones, vec!["a", "b"]);
+
+    // Preemption: fill every node with low-priority pods, then a high one.
+    for n in ["n1", "n2", "n3"] {
+        let name = format!("filler-{n}");
+        create_pod(
+            &pods,
+            pod(
+                &name,
+                "2",
+                json!({"app": "filler"}),
+                json!({"nodeSelector": {"kubernetes.io/hostname": n}}),
+            ),
+        )
+        .await;
+        assert_eq!(bound_node(&pods, &name).await, n);
+    }
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
+        Api::all(server.admin.clone());
+    let high: k8s_openapi::api::scheduling::v1::PriorityClass = serde_json::from_value(
+        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": "high"}, "value": 1000}),
+    )
+    .expect("class");
+    classes
+        .create(&PostParams::default(), &high)
+        .await
+        .expect("priority class");
+    // Kubernetes' priority admission would resolve the class into
+    // spec.priority; Flotilla's API server does not yet (and the scheduler
+    // may not read PriorityClasses), so the pod carries both.
+    let important = json!({"priorityClassName": "high", "priority": 1000});
+    create_pod(&pods, pod("important", "1", json!({}), important)).await;
+
+    let nominated = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()?.nominated_node_name.as_ref())
+            .is_some_and(|n| !n.is_empty())
+    };
+    let p = tokio::time::timeout(WAIT, await_condition(pods.clone(), "important", nominated))
+        .await
+        .expect("nominated in time")
+        .expect("watch")
+        .expect("pod");
+    let target = p
+        .status
+        .and_then(|s| s.nominated_node_name)
+        .unwrap_or_default();
+    let victim = format!("filler-{target}");
+    // With no node agent, a gracefully deleted pod stays terminating: finish
+    // the deletion as a kubelet would.
+    let gone = |p: Option<&Pod>| p.is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+    tokio::time::timeout(WAIT, await_condition(pods.clone(), &victim, gone))
+        .await
+        .expect("victim deleted in time")
+        .expect("watch");
+    let _ = pods
+        .delete(&victim, &DeleteParams::default().grace_period(0))
+        .await;
+    assert_eq!(bound_node(&pods, "important").await, target);
+    let left = pods
+        .list(&ListParams::default().labels("app=filler"))
+        .await
+        .expect("list");
+    assert_eq!(left.items.len(), 2, "exactly one victim");
+}
