@@ -1,0 +1,148 @@
+//! The controller manager against the real API server: each test starts
+//! `flotilla server`, runs `controllers::run` as system:kube-controller-manager and
+//! a stand-in for the node agents, then drives the cluster through the API and
+//! kubectl.
+
+mod common;
+
+use std::time::Duration;
+
+use common::nodes::FakeNodes;
+use common::{Cluster, wait_list, wait_object};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
+use kube::runtime::watcher;
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
+    serde_json::from_value(v).expect("valid object")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Result<()> {
+    common::init_logging();
+    let c = Cluster::start().await?;
+    let _nodes = FakeNodes::start(c.admin.clone(), &["node-a"]).await?;
+    c.create_namespace("doomed").await?;
+
+    // Every namespace gets a default service account.
+    let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "doomed");
+    wait_object(
+        accounts,
+        "default",
+        LIMIT,
+        "the default service account",
+        |sa| sa.is_some(),
+    )
+    .await?;
+
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "doomed");
+    pods.create(
+        &PostParams::default(),
+        &obj(json!({
+            "metadata": {"name": "worker"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        })),
+    )
+    .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.admin.clone(), "doomed");
+    cms.create(
+        &PostParams::default(),
+        &obj(json!({"metadata": {"name": "settings"}, "data": {"a": "b"}})),
+    )
+    .await?;
+    wait_object(pods.clone(), "worker", LIMIT, "the pod running", |p| {
+        p.and_then(|p| p.status.as_ref()?.phase.clone()).as_deref() == Some("Running")
+    })
+    .await?;
+
+    let namespaces: Api<Namespace> = Api::all(c.admin.clone());
+    namespaces
+        .delete("doomed", &DeleteParams::default())
+        .await?;
+    wait_object(
+        namespaces,
+        "doomed",
+        LIMIT,
+        "the namespace to be gone",
+        |ns| ns.is_none(),
+    )
+    .await?;
+    assert!(pods.list(&Default::default()).await?.items.is_empty());
+    assert!(cms.list(&Default::default()).await?.items.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collector_cascades_in_background_foreground_and_orphans() -> anyhow::Result<()> {
+    common::init_logging();
+    let c = Cluster::start().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.admin.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(c.admin.clone(), "default");
+    let owner_of = |owner: &ConfigMap, block: bool| {
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": owner.name_any(), "uid": owner.uid(),
+                "controller": true, "blockOwnerDeletion": block}])
+    };
+    for (policy, owner_name) in [
+        (PropagationPolicy::Background, "bg"),
+        (PropagationPolicy::Foreground, "fg"),
+        (PropagationPolicy::Orphan, "orphan"),
+    ] {
+        let owner = cms
+            .create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": owner_name}})),
+            )
+            .await?;
+        for i in 0..2 {
+            secrets
+                .create(&PostParams::default(), &obj(json!({
+                    "metadata": {"name": format!("{owner_name}-{i}"), "labels": {"owner": owner_name},
+                                 "ownerReferences": owner_of(&owner, true)},
+                })))
+                .await?;
+        }
+        cms.delete(
+            owner_name,
+            &DeleteParams {
+                propagation_policy: Some(policy.clone()),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let by_owner = watcher::Config::default().labels(&format!("owner={owner_name}"));
+        match policy {
+            PropagationPolicy::Orphan => {
+                let left = wait_list(
+                    secrets.clone(),
+                    by_owner,
+                    LIMIT,
+                    "orphaned dependents",
+                    |items| {
+                        items.len() == 2 && items.iter().all(|s| s.owner_references().is_empty())
+                    },
+                )
+                .await?;
+                assert_eq!(left.len(), 2);
+            }
+            _ => {
+                wait_list(
+                    secrets.clone(),
+                    by_owner,
+                    LIMIT,
+                    "dependents deleted",
+                    |items| items.is_empty(),
+                )
+                .await?;
+            }
+        }
+        wait_object(cms.clone(), owner_name, LIMIT, "the owner gone", |o| {
+            o.is_none()
+        })
+        .await?;
+    }
+    Ok(())
+}

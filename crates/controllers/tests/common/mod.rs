@@ -1,0 +1,287 @@
+//! A real `flotilla server` on an ephemeral port, the controller manager running
+//! in this process as `system:kube-controller-manager`, and a stand-in for the
+//! node agent (and, while there is none, the scheduler) on fake nodes.
+
+#![allow(dead_code)]
+
+pub mod nodes;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Client, Config, Resource};
+use serde::de::DeserializeOwned;
+
+pub struct Cluster {
+    child: Child,
+    _tmp: tempfile::TempDir,
+    pub data: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub admin: Client,
+    controllers: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(c) = self.controllers.take() {
+            c.abort();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn flotilla_binary() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/flotilla");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p flotilla` first",
+        bin.display()
+    );
+    bin
+}
+
+/// Options tuned for tests: short node grace so a dead node shows quickly.
+pub fn test_options() -> controllers::ControllerOptions {
+    controllers::ControllerOptions {
+        identity: format!("test-{}", std::process::id()),
+        node_monitor_grace_period: Duration::from_secs(4),
+        workers: 4,
+        ..Default::default()
+    }
+}
+
+impl Cluster {
+    /// Starts the server and the controller manager with `opts`.
+    pub async fn start_with(opts: controllers::ControllerOptions) -> anyhow::Result<Cluster> {
+        let mut c = Cluster::start_server().await?;
+        let client = c.client_as("system:kube-controller-manager").await?;
+        c.controllers = Some(tokio::spawn(controllers::run(client, opts)));
+        Ok(c)
+    }
+
+    pub async fn start() -> anyhow::Result<Cluster> {
+        Cluster::start_with(test_options()).await
+    }
+
+    /// Starts the server only.
+    pub async fn start_server() -> anyhow::Result<Cluster> {
+        let tmp = tempfile::tempdir()?;
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(&data)?;
+        let log = std::fs::File::create(data.join("server.log"))?;
+        let child = Command::new(flotilla_binary())
+            .arg("server")
+            .arg("--data-dir")
+            .arg(&data)
+            .args([
+                "--https-listen-port",
+                "0",
+                "--disable-agent",
+                "--node-name",
+                "server-node",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting flotilla server")?;
+        let kubeconfig = data.join("kubeconfig.yaml");
+        let mut child = child;
+        let started = Instant::now();
+        // The kubeconfig appears once the port is bound; then /readyz says ok.
+        let admin = loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "flotilla server exited with {status}:\n{}",
+                    std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
+                );
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("flotilla server not ready after 60 s");
+            }
+            if kubeconfig.exists()
+                && let Ok(client) = client_from(&kubeconfig, None).await
+                // Lists are served once the store is reachable, as /readyz reports.
+                && Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                    .list(&ListParams::default().limit(1))
+                    .await
+                    .is_ok()
+            {
+                break client;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        Ok(Cluster {
+            child,
+            _tmp: tmp,
+            data,
+            kubeconfig,
+            admin,
+            controllers: None,
+        })
+    }
+
+    /// A client authenticated as the admin but acting as `user`.
+    pub async fn client_as(&self, user: &str) -> anyhow::Result<Client> {
+        client_from(&self.kubeconfig, Some(user)).await
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("kubectl on PATH")
+    }
+
+    /// Runs kubectl (blocking, off the async workers) and returns stdout, failing
+    /// with both streams when it fails.
+    pub async fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
+        let kubeconfig = self.kubeconfig.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+        })
+        .await??;
+        if !out.status.success() {
+            bail!(
+                "kubectl failed ({}):\nstdout: {}\nstderr: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub async fn create_namespace(&self, name: &str) -> anyhow::Result<()> {
+        let ns: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name}
+            }))?;
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(self.admin.clone())
+            .create(&Default::default(), &ns)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn client_from(path: &Path, impersonate: Option<&str>) -> anyhow::Result<Client> {
+    let kc = Kubeconfig::read_from(path)?;
+    let mut config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    if let Some(user) = impersonate {
+        config.auth_info.impersonate = Some(user.to_string());
+    }
+    Ok(Client::try_from(config)?)
+}
+
+/// Waits until the objects `api` lists (with `lp`) satisfy `done`, re-checking on
+/// every watch event; fails after `limit` showing what was last seen.
+pub async fn wait_list<K>(
+    api: Api<K>,
+    lp: watcher::Config,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[K]) -> bool,
+) -> anyhow::Result<Vec<K>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, lp).default_backoff().reflect(writer);
+    futures::pin_mut!(stream);
+    let waiting = async {
+        while let Some(ev) = stream.next().await {
+            // The store is complete only from the first InitDone on.
+            if !matches!(
+                ev,
+                Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) {
+                continue;
+            }
+            let items: Vec<K> = reader.state().iter().map(|o| (**o).clone()).collect();
+            if done(&items) {
+                return items;
+            }
+        }
+        Vec::new()
+    };
+    match tokio::time::timeout(limit, waiting).await {
+        Ok(items) => Ok(items),
+        Err(_) => {
+            let items: Vec<K> = reader.state().iter().map(|o| (**o).clone()).collect();
+            bail!(
+                "timed out after {limit:?} waiting for {what}; last seen: {}",
+                serde_json::to_string_pretty(
+                    &items
+                        .iter()
+                        .map(|o| serde_json::to_value(o).ok())
+                        .collect::<Vec<_>>()
+                )
+                .unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// Waits until one object satisfies `done` (absent objects are `None`).
+pub async fn wait_object<K>(
+    api: Api<K>,
+    name: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(Option<&K>) -> bool,
+) -> anyhow::Result<Option<K>>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + serde::Serialize
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let items = wait_list(api, cfg, limit, what, |items| done(items.first())).await?;
+    Ok(items.into_iter().next())
+}
+
+pub fn labels_param(selector: &str) -> ListParams {
+    ListParams::default().labels(selector)
+}
+
+/// Installs a log subscriber once, honouring RUST_LOG.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
