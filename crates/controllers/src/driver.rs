@@ -77,11 +77,6 @@ where
         self.sources.push(refs.boxed());
         self
     }
-
-    /// The store of the reconciled objects.
-    pub fn store(&self) -> &Store<K> {
-        &self.store
-    }
 }
 
 /// Per-object failure counts, reset by a success.

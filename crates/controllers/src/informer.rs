@@ -116,11 +116,6 @@ where
         self.store.get(&r)
     }
 
-    pub async fn ready(&self) {
-        // Only fails when the writer is dropped, which ends the controller anyway.
-        let _ = self.store.wait_until_ready().await;
-    }
-
     /// Waits until `done` holds for the cache, re-checking after every change;
     /// false when `limit` passed first. Controllers use it after their own writes
     /// so the next reconcile does not act on a cache that predates them (client-go's

@@ -25,9 +25,12 @@ mod events;
 mod informer;
 mod meta;
 mod pods;
+mod workload;
 
+mod deployment;
 mod gc;
 mod namespace;
+mod replicaset;
 mod serviceaccount;
 
 use std::sync::Arc;
@@ -135,6 +138,8 @@ async fn run_controllers(client: kube::Client, opts: ControllerOptions) -> anyho
         ("namespace", Box::pin(namespace::run(ctx.clone()))),
         ("serviceaccount", Box::pin(serviceaccount::run(ctx.clone()))),
         ("garbagecollector", Box::pin(gc::run(ctx.clone()))),
+        ("replicaset", Box::pin(replicaset::run(ctx.clone()))),
+        ("deployment", Box::pin(deployment::run(ctx.clone()))),
     ];
     for (name, controller) in controllers {
         tasks.spawn(async move {

@@ -2,7 +2,6 @@
 //! which to delete first; how a pod is made from a template.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -145,17 +144,6 @@ pub fn from_template(
         spec: template.spec.clone(),
         status: None,
     }
-}
-
-/// Labels of `labels` plus one more.
-pub fn with_label(
-    labels: Option<&BTreeMap<String, String>>,
-    key: &str,
-    value: &str,
-) -> BTreeMap<String, String> {
-    let mut l = labels.cloned().unwrap_or_default();
-    l.insert(key.to_string(), value.to_string());
-    l
 }
 
 #[cfg(test)]

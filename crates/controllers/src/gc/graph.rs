@@ -114,10 +114,6 @@ impl Graph {
             .map(|n| n.uid.clone())
             .collect()
     }
-
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
 }
 
 /// The uids worth looking at after `old` became `new` (either may be absent):

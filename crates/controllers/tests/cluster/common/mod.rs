@@ -19,6 +19,13 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
 
+/// How long any one condition may take to come true.
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+pub fn obj<K: DeserializeOwned>(v: serde_json::Value) -> K {
+    serde_json::from_value(v).expect("valid object")
+}
+
 pub struct Cluster {
     child: Child,
     _tmp: tempfile::TempDir,
@@ -149,6 +156,17 @@ impl Cluster {
 
     /// Runs kubectl (blocking, off the async workers) and returns stdout, failing
     /// with both streams when it fails.
+    /// Writes `manifest` (JSON or YAML) to a file and `kubectl apply`s it.
+    pub async fn apply(&self, manifest: &serde_json::Value) -> anyhow::Result<String> {
+        let path = self.data.join(format!(
+            "manifest-{}.json",
+            std::process::id() ^ rand_suffix()
+        ));
+        std::fs::write(&path, serde_json::to_vec_pretty(manifest)?)?;
+        let path = path.to_string_lossy().into_owned();
+        self.kubectl_ok(&["apply", "-f", &path]).await
+    }
+
     pub async fn kubectl_ok(&self, args: &[&str]) -> anyhow::Result<String> {
         let kubeconfig = self.kubeconfig.clone();
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
@@ -182,6 +200,12 @@ impl Cluster {
             .await?;
         Ok(())
     }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
 }
 
 async fn client_from(path: &Path, impersonate: Option<&str>) -> anyhow::Result<Client> {

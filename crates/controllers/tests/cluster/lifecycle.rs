@@ -1,29 +1,16 @@
-//! The controller manager against the real API server: each test starts
-//! `flotilla server`, runs `controllers::run` as system:kube-controller-manager and
-//! a stand-in for the node agents, then drives the cluster through the API and
-//! kubectl.
+//! Namespace deletion, service accounts and the garbage collector.
 
-mod common;
-
-use std::time::Duration;
-
-use common::nodes::FakeNodes;
-use common::{Cluster, wait_list, wait_object};
+use crate::common::nodes::FakeNodes;
+use crate::common::{Cluster, LIMIT, obj, wait_list, wait_object};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::watcher;
 use serde_json::json;
 
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
-    serde_json::from_value(v).expect("valid object")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Result<()> {
-    common::init_logging();
+    crate::common::init_logging();
     let c = Cluster::start().await?;
     let _nodes = FakeNodes::start(c.admin.clone(), &["node-a"]).await?;
     c.create_namespace("doomed").await?;
@@ -78,7 +65,7 @@ async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_collector_cascades_in_background_foreground_and_orphans() -> anyhow::Result<()> {
-    common::init_logging();
+    crate::common::init_logging();
     let c = Cluster::start().await?;
     let cms: Api<ConfigMap> = Api::namespaced(c.admin.clone(), "default");
     let secrets: Api<Secret> = Api::namespaced(c.admin.clone(), "default");
