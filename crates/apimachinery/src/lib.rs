@@ -2,6 +2,7 @@
 //! table, validation, defaulting, selectors and patching.
 
 pub mod apply;
+pub mod crd;
 pub mod cron;
 pub mod defaults;
 pub mod patch;
