@@ -8,13 +8,18 @@
 //! ([`Structural::validate`]). Parse a schema once with [`Structural::new`] and keep it
 //! with the version; the free functions of the same names parse it on each call.
 
+mod conversion;
+mod definition;
 mod formats;
 mod gotext;
 mod jsonpath;
 mod lists;
 mod openapi;
 mod prune;
+mod schema_extensions;
+mod schema_rules;
 mod structural;
+mod structural_rules;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +29,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
+pub use definition::{default_crd, validate_crd};
 pub use jsonpath::eval_simple_jsonpath;
 pub use structural::Structural;
 

@@ -5,7 +5,8 @@ use serde_json::json;
 
 use super::{crontab, crontab_object, crontab_schema, widget, widget_object, widget_schema};
 use crate::crd::{
-    Resource, Structural, eval_simple_jsonpath, scale_paths, served_resources, validate_scale,
+    Resource, Structural, default_crd, eval_simple_jsonpath, scale_paths, served_resources,
+    validate_crd, validate_scale,
 };
 use crate::testing::mutations;
 
@@ -59,7 +60,13 @@ fn wrong_types_in_schemas() {
 #[test]
 fn wrong_types_in_crds() {
     for base in [widget(), crontab()] {
-        for crd in mutations(&base) {
+        for (i, mut crd) in mutations(&base).into_iter().enumerate() {
+            // Alternate create and update, and a broken old object on update.
+            match i % 3 {
+                0 => validate_crd(&crd, None),
+                1 => validate_crd(&crd, Some(&base)),
+                _ => validate_crd(&base, Some(&crd)),
+            };
             for v in served_resources(&crd) {
                 let _ = Resource::custom(&v);
                 if let Some(scale) = &v.scale {
@@ -71,6 +78,7 @@ fn wrong_types_in_crds() {
                     let _ = scale_paths(v);
                 }
             }
+            default_crd(&mut crd);
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Shared CRDs for the tests: the `CronTab` of the Kubernetes documentation and a
 //! `Widget` with status and scale subresources, two versions, and most schema features.
 
+mod definition;
 mod fuzz;
 mod objects;
 mod prune;
+mod schema;
 mod served;
 
 use serde_json::{Value, json};
