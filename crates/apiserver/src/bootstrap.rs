@@ -19,6 +19,17 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
         });
         create_if_absent(api, &format!("/registry/namespaces/{ns}"), obj).await?;
     }
+    for (name, value) in [
+        ("system-node-critical", 2_000_001_000),
+        ("system-cluster-critical", 2_000_000_000),
+    ] {
+        let obj = json!({
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "preemptionPolicy": "PreemptLowerPriority",
+            "description": "Used for system critical pods that must not be moved from their current node.",
+        });
+        create_if_absent(api, &format!("/registry/priorityclasses/{name}"), obj).await?;
+    }
     let ip = crate::alloc::claim_first_ip(api).await?;
     let svc = json!({
         "apiVersion": "v1", "kind": "Service",
@@ -51,9 +62,45 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
             Some(ns) => format!("/registry/{plural}/{ns}/{name}"),
             None => format!("/registry/{plural}/{name}"),
         };
-        create_if_absent(api, &key, obj).await?;
+        reconcile_rbac(api, &key, obj).await?;
     }
     Ok(())
+}
+
+/// Default roles and bindings marked `autoupdate` are brought back to this
+/// version's rules on every start, as Kubernetes' RBAC bootstrap does; a user who
+/// sets the annotation to "false" keeps their changes.
+async fn reconcile_rbac(api: &Api, key: &str, obj: Value) -> ApiResult<()> {
+    let Some(kv) = api.store.get(key, None).await? else {
+        return create_if_absent(api, key, obj).await;
+    };
+    let Ok(mut stored) = serde_json::from_slice::<Value>(&kv.value) else {
+        return Ok(());
+    };
+    let auto = stored
+        .pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate")
+        .and_then(Value::as_str)
+        != Some("false");
+    let fields = ["rules", "aggregationRule", "subjects", "roleRef"];
+    if !auto || fields.iter().all(|f| stored.get(*f) == obj.get(*f)) {
+        return Ok(());
+    }
+    for f in fields {
+        match obj.get(f) {
+            Some(v) => stored[f] = v.clone(),
+            None => {
+                if let Some(m) = stored.as_object_mut() {
+                    m.remove(f);
+                }
+            }
+        }
+    }
+    let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+    match api.store.update(key, bytes.into(), kv.mod_revision).await {
+        // Another server reconciled it at the same moment.
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn create_if_absent(api: &Api, key: &str, mut obj: Value) -> ApiResult<()> {

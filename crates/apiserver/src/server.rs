@@ -309,6 +309,30 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
     resp
 }
 
+impl Server {
+    /// Writes a kubeconfig for a component that runs beside the API server with its
+    /// own identity (`system:kube-scheduler`, ...), signed by the cluster CA, and
+    /// returns its path (DATA_DIR/cred/FILE).
+    pub fn component_kubeconfig(
+        &self,
+        file: &str,
+        user: &str,
+        groups: &[&str],
+    ) -> anyhow::Result<PathBuf> {
+        let dir = self.config.data_dir.join("cred");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(file);
+        let (cert_pem, key_pem) = self.pki.issue_client_cert(user, groups)?;
+        crate::kubeconfig::write_kubeconfig(
+            &path,
+            &self.server_url,
+            self.pki.ca_pem(),
+            crate::kubeconfig::Credential::ClientCert { cert_pem, key_pem },
+        )?;
+        Ok(path)
+    }
+}
+
 /// `Impersonate-User` / `-Group` / `-Uid` / `-Extra-*` (kubectl `--as`): the caller
 /// must be allowed the `impersonate` verb on each; the request then runs as that user.
 fn impersonate(

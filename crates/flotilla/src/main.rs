@@ -1,5 +1,7 @@
 //! `flotilla`: one binary for every role. It only parses flags and wires crates.
 
+mod bench;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -19,8 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the control plane: API server (and, later, scheduler and controllers).
+    /// Run the control plane: API server, scheduler and controller manager.
     Server(ServerArgs),
+    /// Measure a component against the Kubernetes SLOs on this machine.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -53,6 +57,15 @@ struct ServerArgs {
     /// Run the control plane only, without a node agent on this machine.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler in this server.
+    #[arg(long)]
+    disable_scheduler: bool,
+    /// Do not run the controller manager in this server.
+    #[arg(long)]
+    disable_controller_manager: bool,
+    /// A node silent this long is marked NotReady/Unknown and tainted unreachable.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
 }
 
 fn hostname() -> String {
@@ -79,7 +92,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         token: args.token,
         node_name: args.node_name.unwrap_or_else(hostname),
         node_ip: args.node_ip,
-        cluster_cidr: args.cluster_cidr,
+        cluster_cidr: args.cluster_cidr.clone(),
         service_cidr,
         cluster_dns: args.cluster_dns,
     };
@@ -91,11 +104,86 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         kubeconfig = %args.data_dir.join("kubeconfig.yaml").display(),
         "API server listening"
     );
+    let mut components = tokio::task::JoinSet::new();
+    if !args.disable_scheduler {
+        let client =
+            component_client(&running, "scheduler.kubeconfig", "system:kube-scheduler").await?;
+        components.spawn(async move {
+            scheduler::run(client, scheduler::SchedulerOptions::default())
+                .await
+                .map_err(|e| anyhow::anyhow!("scheduler stopped: {e:#}"))
+        });
+    }
+    if !args.disable_controller_manager {
+        let client = component_client(
+            &running,
+            "controller-manager.kubeconfig",
+            "system:kube-controller-manager",
+        )
+        .await?;
+        let opts = controllers::ControllerOptions {
+            node_monitor_grace_period: args.node_monitor_grace_period,
+            cluster_cidr: Some(args.cluster_cidr.clone()),
+            root_ca_pem: Some(running.server.pki.ca_pem().to_string()),
+            ..Default::default()
+        };
+        components.spawn(async move {
+            controllers::run(client, opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("controller manager stopped: {e:#}"))
+        });
+    }
     tokio::select! {
         r = running.task => { r??; }
+        Some(r) = components.join_next() => { r??; }
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; shutting down"),
     }
     Ok(())
+}
+
+/// A client for a component that runs in this process with its own identity, as
+/// a separate kube-scheduler or kube-controller-manager would (brief invariant 1).
+async fn component_client(
+    running: &apiserver::Running,
+    file: &str,
+    user: &str,
+) -> anyhow::Result<kube::Client> {
+    let path = running.server.component_kubeconfig(file, user, &[])?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// `40s`, `5m`, `1h30m` or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration like 40s"))?;
+        number.clear();
+        total += match c {
+            's' => n,
+            'm' => n * 60,
+            'h' => n * 3600,
+            _ => return Err(format!("{text:?}: unknown unit {c:?} (use s, m or h)")),
+        };
+    }
+    if !number.is_empty() {
+        total += number
+            .parse::<u64>()
+            .map_err(|_| format!("{text:?} is not a duration"))?;
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -112,5 +200,6 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
+        Command::Bench(args) => rt.block_on(bench::run(args)),
     }
 }

@@ -332,6 +332,10 @@ fn scheduler_rules() -> Vec<Value> {
         rule(READ, &[STORAGE], "csinodes"),
         rule(READ, &[CORE], "namespaces"),
         rule(READ, &[STORAGE], "csidrivers csistoragecapacities"),
+        // Kubernetes grants these through system:volume-scheduler and the
+        // priority admission step; Flotilla's scheduler reads them directly.
+        rule(READ, &[STORAGE], "storageclasses"),
+        rule(READ, &["scheduling.k8s.io"], "priorityclasses"),
     ]
 }
 

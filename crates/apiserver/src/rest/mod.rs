@@ -219,6 +219,11 @@ pub fn decode_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
             "the request body is larger than 3 MiB".into(),
         ));
     }
+    if content_type.starts_with(crate::protobuf::CONTENT_TYPE) {
+        return crate::protobuf::decode(body).map_err(|e| {
+            ApiError::BadRequest(format!("the request body could not be decoded: {e}"))
+        });
+    }
     let v: Value = if content_type.contains("yaml") {
         serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?

@@ -262,7 +262,10 @@ pub async fn prepare(
         reset_status_on_create(r, obj);
         match (r.group.as_ref(), r.plural.as_ref()) {
             // Admission: pods tolerate not-ready and unreachable nodes for 300 s.
-            ("", "pods") => apimachinery::defaults::default_tolerations(obj),
+            ("", "pods") => {
+                apimachinery::defaults::default_tolerations(obj);
+                resolve_priority(api, obj)?;
+            }
             ("batch", "jobs") => {
                 let uid = obj
                     .pointer("/metadata/uid")
@@ -306,6 +309,56 @@ pub async fn prepare(
     }
     if op == Op::Create && r.plural == "services" && r.group.is_empty() && !call.dry_run() {
         crate::alloc::allocate_service(api, obj).await?;
+    }
+    Ok(())
+}
+
+/// The Priority admission step: a pod's `priorityClassName` (or the global
+/// default class) becomes its `spec.priority` and `preemptionPolicy`.
+fn resolve_priority(api: &Api, pod: &mut Value) -> ApiResult<()> {
+    let name = pod
+        .pointer("/spec/priorityClassName")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let class = if name.is_empty() {
+        let (_, classes) = api.cache.objects("/registry/priorityclasses/");
+        classes
+            .iter()
+            .filter_map(|e| e.value().ok())
+            .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+    } else {
+        match api.cache.get(&format!("/registry/priorityclasses/{name}")) {
+            Some(e) => Some(e.value()?),
+            None => {
+                let pod_name = pod
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Err(ApiError::Forbidden(format!(
+                    "pods \"{pod_name}\" is forbidden: no PriorityClass with name {name} was found"
+                )));
+            }
+        }
+    };
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let value = class
+        .as_ref()
+        .and_then(|c| c.get("value"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    spec.insert("priority".into(), json!(value));
+    if let Some(c) = &class {
+        if name.is_empty()
+            && let Some(n) = c.pointer("/metadata/name")
+        {
+            spec.insert("priorityClassName".into(), n.clone());
+        }
+        if let Some(p) = c.get("preemptionPolicy") {
+            spec.insert("preemptionPolicy".into(), p.clone());
+        }
     }
     Ok(())
 }
