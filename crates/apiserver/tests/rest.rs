@@ -529,3 +529,70 @@ async fn oversized_bodies_are_refused() {
     assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{st}");
     assert_eq!(st["reason"], "RequestEntityTooLarge");
 }
+
+#[tokio::test]
+async fn malformed_input_never_panics() {
+    let h = harness().await;
+    let paths = [
+        CMS,
+        "/api/v1/namespaces/default/pods",
+        "/api/v1/namespaces/default/pods/p/binding",
+        "/api/v1/namespaces/default/pods/p/eviction",
+        "/apis/apps/v1/namespaces/default/deployments",
+        "/apis/apps/v1/namespaces/default/deployments/d/scale",
+        "/api/v1/namespaces",
+        "/api/v1/nodes",
+        "/api/v1/namespaces/default/services",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "/api/v1/namespaces/default/serviceaccounts/default/token",
+    ];
+    let bodies: Vec<Bytes> = vec![
+        Bytes::from_static(b""),
+        Bytes::from_static(b"null"),
+        Bytes::from_static(b"[]"),
+        Bytes::from_static(b"{\"metadata\": 5}"),
+        Bytes::from_static(b"{\"metadata\": {\"name\": 7, \"labels\": []}, \"spec\": \"x\"}"),
+        Bytes::from_static(b"{\"kind\": 1, \"apiVersion\": {}}"),
+        Bytes::from_static(b"{\"spec\": {\"containers\": [null, 1, {\"name\": []}]}}"),
+        Bytes::from_static(b"k8s\x00\x0a\x05\x0a\x01v"),
+        Bytes::from_static(b"\xff\xfe\x00garbage"),
+        Bytes::from_static(b"--- [\n  - :"),
+    ];
+    let types = [
+        "application/json",
+        "application/yaml",
+        "application/vnd.kubernetes.protobuf",
+        "application/merge-patch+json",
+        "application/strategic-merge-patch+json",
+        "application/json-patch+json",
+        "application/apply-patch+yaml",
+        "text/plain",
+    ];
+    for path in paths {
+        for body in &bodies {
+            for ct in types {
+                for method in [Method::POST, Method::PUT, Method::PATCH] {
+                    let target = if method == Method::POST {
+                        path.to_string()
+                    } else {
+                        format!("{path}/x")
+                    };
+                    let resp = h
+                        .raw(
+                            method.clone(),
+                            &format!("{target}?fieldManager=t"),
+                            Some(body.clone()),
+                            ct,
+                        )
+                        .await;
+                    assert!(
+                        resp.status().is_client_error(),
+                        "{method} {target} ({ct}) with {body:?} gave {}",
+                        resp.status()
+                    );
+                }
+            }
+        }
+    }
+}

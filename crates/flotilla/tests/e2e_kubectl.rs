@@ -474,3 +474,38 @@ fn scale_describe_explain_dry_run() {
     let out = c.ok(&["get", "deployments", "-o", "wide"]);
     assert!(out.contains("CONTAINERS") && out.contains("httpd"), "{out}");
 }
+
+#[test]
+fn namespace_deletion_removes_its_contents() {
+    let c = Cluster::start(&[]);
+    c.ok(&["create", "namespace", "doomed"]);
+    c.ok(&[
+        "create",
+        "configmap",
+        "inside",
+        "-n",
+        "doomed",
+        "--from-literal=a=1",
+    ]);
+    c.ok(&[
+        "create",
+        "deployment",
+        "inside",
+        "-n",
+        "doomed",
+        "--image=busybox",
+    ]);
+    let err = c.fails(&["create", "namespace", "Doomed"], None);
+    assert!(err.contains("metadata.name"), "{err}");
+    c.ok(&[
+        "delete",
+        "namespace",
+        "doomed",
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    let err = c.fails(&["get", "namespace", "doomed"], None);
+    assert!(err.contains("not found"), "{err}");
+    let out = c.ok(&["get", "configmaps", "-n", "doomed", "-o", "name"]);
+    assert!(out.trim().is_empty(), "contents survived: {out}");
+}
