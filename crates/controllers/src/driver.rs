@@ -53,6 +53,27 @@ where
         q
     }
 
+    /// Reconciles every object of `primary` when its informer (re)lists, but not
+    /// on single changes: for clean-up that only other objects' changes prompt.
+    pub fn on_relist(primary: &Informer<K>) -> Self {
+        let store = primary.store().clone();
+        let refs = changes(primary).flat_map(move |c| {
+            let refs: Vec<ObjectRef<K>> = match c {
+                Change::Resync => store
+                    .state()
+                    .iter()
+                    .map(|o| ObjectRef::from_obj(o.as_ref()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            stream::iter(refs)
+        });
+        Queue {
+            store: primary.store().clone(),
+            sources: vec![refs.boxed()],
+        }
+    }
+
     /// Also reconciles the objects `map` names when an object of `other` changes.
     pub fn related<O>(
         mut self,

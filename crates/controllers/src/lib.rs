@@ -28,8 +28,14 @@ mod pods;
 mod workload;
 
 mod deployment;
+mod endpoints;
+mod endpointslice;
+mod eviction;
 mod gc;
 mod namespace;
+mod nodeipam;
+mod nodelifecycle;
+mod podgc;
 mod replicaset;
 mod serviceaccount;
 
@@ -140,6 +146,12 @@ async fn run_controllers(client: kube::Client, opts: ControllerOptions) -> anyho
         ("garbagecollector", Box::pin(gc::run(ctx.clone()))),
         ("replicaset", Box::pin(replicaset::run(ctx.clone()))),
         ("deployment", Box::pin(deployment::run(ctx.clone()))),
+        ("endpoints", Box::pin(endpoints::run(ctx.clone()))),
+        ("endpointslice", Box::pin(endpointslice::run(ctx.clone()))),
+        ("nodeipam", Box::pin(nodeipam::run(ctx.clone()))),
+        ("nodelifecycle", Box::pin(nodelifecycle::run(ctx.clone()))),
+        ("tainteviction", Box::pin(eviction::run(ctx.clone()))),
+        ("podgc", Box::pin(podgc::run(ctx.clone()))),
     ];
     for (name, controller) in controllers {
         tasks.spawn(async move {

@@ -6,4 +6,6 @@
 mod common;
 
 mod lifecycle;
+mod nodes;
+mod services;
 mod workloads;

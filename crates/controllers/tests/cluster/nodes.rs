@@ -1,0 +1,172 @@
+//! Node IPAM, node lifecycle and taint-based eviction: a dead node's pods move.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use crate::common::nodes::FakeNodes;
+use crate::common::{Cluster, LIMIT, obj, wait_list, wait_object};
+
+fn node_of(p: &Pod) -> String {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+fn ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_pods_are_evicted_and_replaced_on_healthy_nodes() -> anyhow::Result<()> {
+    crate::common::init_logging();
+    let c = Cluster::start().await?;
+    let nodes_agent = FakeNodes::start(c.admin.clone(), &["node-a", "node-b"]).await?;
+    let nodes: Api<Node> = Api::all(c.admin.clone());
+
+    // Every node gets its own pod CIDR from the cluster CIDR.
+    let all = wait_list(
+        nodes.clone(),
+        watcher::Config::default(),
+        LIMIT,
+        "pod CIDRs",
+        |items| {
+            items.len() == 2
+                && items
+                    .iter()
+                    .all(|n| n.spec.as_ref().and_then(|s| s.pod_cidr.as_ref()).is_some())
+        },
+    )
+    .await?;
+    let mut cidrs: Vec<String> = all
+        .iter()
+        .filter_map(|n| n.spec.as_ref()?.pod_cidr.clone())
+        .collect();
+    cidrs.sort();
+    assert_eq!(cidrs, ["10.42.0.0/24", "10.42.1.0/24"]);
+
+    // Short tolerations keep the test quick; the API server's default is 300 s.
+    let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
+    deployments
+        .create(&PostParams::default(), &obj(json!({
+            "metadata": {"name": "app"},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "app"}},
+                     "template": {"metadata": {"labels": {"app": "app"}},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}],
+                                           "tolerations": [
+                                               {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2},
+                                               {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 2}]}}},
+        })))
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
+    let by_app = watcher::Config::default().labels("app=app");
+    let before = wait_list(
+        pods.clone(),
+        by_app.clone(),
+        LIMIT,
+        "4 ready pods on both nodes",
+        |items| {
+            let live: Vec<&Pod> = items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none() && ready(p))
+                .collect();
+            live.len() == 4
+                && live.iter().any(|p| node_of(p) == "node-a")
+                && live.iter().any(|p| node_of(p) == "node-b")
+        },
+    )
+    .await?;
+    let doomed: Vec<String> = before
+        .iter()
+        .filter(|p| node_of(p) == "node-a")
+        .map(|p| p.name_any())
+        .collect();
+
+    nodes_agent.kill("node-a");
+    wait_object(nodes.clone(), "node-a", LIMIT, "node-a unreachable", |n| {
+        n.is_some_and(|n| {
+            let unknown = n
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.type_ == "Ready" && c.status == "Unknown")
+                });
+            let tainted = n
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.as_ref())
+                .is_some_and(|t| {
+                    t.iter().any(|t| {
+                        t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute"
+                    })
+                });
+            unknown && tainted
+        })
+    })
+    .await?;
+
+    // The pods on the dead node are deleted (they stay Terminating: no agent
+    // finishes them) and their replacements run on node-b.
+    wait_list(
+        pods.clone(),
+        by_app,
+        LIMIT,
+        "4 ready pods on node-b and the old ones terminating",
+        |items| {
+            let live: Vec<&Pod> = items
+                .iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
+            live.len() == 4
+                && live.iter().all(|p| node_of(p) == "node-b" && ready(p))
+                && doomed.iter().all(|d| {
+                    items
+                        .iter()
+                        .find(|p| &p.name_any() == d)
+                        .is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+                })
+        },
+    )
+    .await?;
+    wait_object(
+        deployments,
+        "app",
+        LIMIT,
+        "the deployment available again",
+        |d| {
+            d.and_then(|d| d.status.clone())
+                .is_some_and(|s| s.available_replicas == Some(4))
+        },
+    )
+    .await?;
+
+    let events: Api<Event> = Api::all(c.admin.clone());
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect();
+    for want in [
+        "NodeNotReady",
+        "TaintManagerEviction",
+        "SuccessfulCreate",
+        "ScalingReplicaSet",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "no {want} event in {reasons:?}"
+        );
+    }
+    Ok(())
+}
