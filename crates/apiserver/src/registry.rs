@@ -16,8 +16,6 @@ use crate::openapi::{CustomResourceSchema, OpenApiV3};
 pub struct Custom {
     pub version: CrdVersion,
     pub schema: Structural,
-    /// The CRD's `spec.versions[]` entry, for printer columns.
-    pub raw_version: Value,
 }
 
 pub struct Table {
@@ -85,22 +83,12 @@ impl Registry {
             if crd.pointer("/metadata/deletionTimestamp").is_some() {
                 continue;
             }
-            let raw_versions: Vec<Value> = crd
-                .pointer("/spec/versions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
             for v in apimachinery::crd::served_resources(crd) {
                 if table.find(&v.group, &v.version, &v.plural).is_some() {
                     tracing::warn!(group = %v.group, plural = %v.plural, "CRD clashes with a served resource; skipped");
                     continue;
                 }
                 let resource = Resource::custom(&v);
-                let raw_version = raw_versions
-                    .iter()
-                    .find(|rv| rv.get("name").and_then(Value::as_str) == Some(v.version.as_str()))
-                    .cloned()
-                    .unwrap_or(Value::Null);
                 schemas.push(CustomResourceSchema {
                     resource: resource.clone(),
                     schema: v.schema.clone(),
@@ -109,7 +97,6 @@ impl Registry {
                 let custom = Custom {
                     schema: Structural::new(&v.schema),
                     version: v,
-                    raw_version,
                 };
                 table.custom.insert(key, Arc::new(custom));
                 table.resources.push(resource);

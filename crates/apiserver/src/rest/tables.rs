@@ -38,7 +38,7 @@ pub fn table_response(
         None => json!({}),
     };
     if let Some(custom) = call.custom {
-        let columns = crate::table::PrinterColumn::from_crd_version(&custom.raw_version);
+        let columns = crate::table::columns_or_age(&custom.version.printer_columns);
         let table = crate::table::custom_resource_table(
             &columns,
             &refs,

@@ -11,48 +11,22 @@ use super::{
     AGE_DESC, IncludeObject, NAME_DESC, Row, column_value, row_value, table, unix_seconds,
 };
 
-/// One `additionalPrinterColumns` entry of a CRD version.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PrinterColumn {
-    pub name: String,
-    /// `integer`, `number`, `string`, `boolean` or `date`.
-    pub type_: String,
-    pub format: String,
-    pub description: String,
-    pub priority: i64,
-    pub json_path: String,
-}
+pub use apimachinery::crd::PrinterColumn;
 
-impl PrinterColumn {
-    /// The columns of one `spec.versions[]` entry of a CRD. A version without any prints
-    /// AGE, as Kubernetes does.
-    pub fn from_crd_version(version: &Value) -> Vec<PrinterColumn> {
-        let columns: Vec<PrinterColumn> = at(version, "additionalPrinterColumns")
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| PrinterColumn {
-                name: str_at(c, "name").to_string(),
-                type_: str_at(c, "type").to_string(),
-                format: str_at(c, "format").to_string(),
-                description: str_at(c, "description").to_string(),
-                priority: at(c, "priority").as_i64().unwrap_or(0),
-                json_path: str_at(c, "jsonPath").to_string(),
-            })
-            .collect();
-        if columns.is_empty() {
-            vec![PrinterColumn {
-                name: "Age".into(),
-                type_: "date".into(),
-                format: String::new(),
-                description: AGE_DESC.into(),
-                priority: 0,
-                json_path: ".metadata.creationTimestamp".into(),
-            }]
-        } else {
-            columns
-        }
+/// The columns a custom resource version prints: its declared ones, or AGE when it
+/// declares none, as Kubernetes does.
+pub fn columns_or_age(declared: &[PrinterColumn]) -> Vec<PrinterColumn> {
+    if !declared.is_empty() {
+        return declared.to_vec();
     }
+    vec![PrinterColumn {
+        name: "Age".into(),
+        type_: "date".into(),
+        format: String::new(),
+        description: AGE_DESC.into(),
+        priority: 0,
+        json_path: ".metadata.creationTimestamp".into(),
+    }]
 }
 
 /// A `Table` of custom resources: NAME, then `columns`.
@@ -262,13 +236,16 @@ mod tests {
             {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
             {"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status", "priority": 1},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]});
-        let columns = PrinterColumn::from_crd_version(&version);
+        let columns = columns_or_age(&apimachinery::crd::printer_columns(&version));
         let obj = json!({"metadata": {"name": "db1", "creationTimestamp": "1970-01-01T00:00:00Z"},
                          "spec": {"replicas": 2.0}, "status": {}});
         let now = UNIX_EPOCH + Duration::from_secs(300);
         let table = custom_resource_table(&columns, &[&obj], IncludeObject::None, json!({}), now);
         assert_eq!(table["rows"][0]["cells"], json!(["db1", 2, null, "5m"]));
         assert_eq!(table["columnDefinitions"][2]["priority"], 1);
-        assert_eq!(PrinterColumn::from_crd_version(&json!({}))[0].name, "Age");
+        assert_eq!(
+            columns_or_age(&apimachinery::crd::printer_columns(&json!({})))[0].name,
+            "Age"
+        );
     }
 }

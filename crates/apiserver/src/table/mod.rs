@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use apimachinery::resources::Resource;
 use serde_json::{Map, Value, json};
 
-pub use custom::{PrinterColumn, custom_resource_table};
+pub use custom::{PrinterColumn, columns_or_age, custom_resource_table};
 pub use format::human_duration;
 
 /// What each row carries besides its cells (`?includeObject=`).
