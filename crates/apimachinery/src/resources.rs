@@ -26,8 +26,16 @@ pub struct Resource {
 }
 
 /// Every verb of an ordinary read-write resource.
-pub const ALL_VERBS: &[&str] =
-    &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Verbs of create-only virtual resources (reviews).
 pub const CREATE_ONLY: &[&str] = &["create"];
 
@@ -46,8 +54,11 @@ impl Resource {
     pub fn storage_resource(&self) -> String {
         // A built-in group's resource shares the plain name unless the core group
         // already uses it (events.k8s.io events are stored apart from core events).
-        let clashes_with_core =
-            || BUILTIN.iter().any(|r| r.group.is_empty() && r.plural == self.plural);
+        let clashes_with_core = || {
+            BUILTIN
+                .iter()
+                .any(|r| r.group.is_empty() && r.plural == self.plural)
+        };
         if self.group.is_empty() || (is_builtin_group(&self.group) && !clashes_with_core()) {
             self.plural.to_string()
         } else {
@@ -68,7 +79,9 @@ impl Resource {
     /// The key of one object. Cluster-scoped objects have no namespace segment.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
         match namespace {
-            Some(ns) if self.namespaced => format!("/registry/{}/{}/{}", self.storage_resource(), ns, name),
+            Some(ns) if self.namespaced => {
+                format!("/registry/{}/{}/{}", self.storage_resource(), ns, name)
+            }
             _ => format!("/registry/{}/{}", self.storage_resource(), name),
         }
     }
@@ -154,19 +167,25 @@ pub static BUILTIN: &[Resource] = &[
 
 /// Looks a built-in resource up by group, version and plural.
 pub fn builtin(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    BUILTIN.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    BUILTIN
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Looks a built-in resource up by apiVersion and kind.
 pub fn builtin_by_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
-    BUILTIN.iter().find(|r| r.kind == kind && r.api_version() == api_version)
+    BUILTIN
+        .iter()
+        .find(|r| r.kind == kind && r.api_version() == api_version)
 }
 
 /// The distinct `group/version`s of the built-in resources, core first, in table order.
 pub fn builtin_group_versions() -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&'static str, &'static str)> = Vec::new();
     for r in BUILTIN {
-        let (Cow::Borrowed(g), Cow::Borrowed(v)) = (&r.group, &r.version) else { continue };
+        let (Cow::Borrowed(g), Cow::Borrowed(v)) = (&r.group, &r.version) else {
+            continue;
+        };
         if !out.contains(&(*g, *v)) {
             out.push((g, v));
         }
@@ -181,7 +200,10 @@ mod tests {
     #[test]
     fn keys_follow_the_registry_layout() {
         let pods = builtin("", "v1", "pods").expect("pods");
-        assert_eq!(pods.key(Some("default"), "web"), "/registry/pods/default/web");
+        assert_eq!(
+            pods.key(Some("default"), "web"),
+            "/registry/pods/default/web"
+        );
         let nodes = builtin("", "v1", "nodes").expect("nodes");
         assert_eq!(nodes.key(Some("ignored"), "n1"), "/registry/nodes/n1");
         let deploy = builtin_by_kind("apps/v1", "Deployment").expect("deployments");
