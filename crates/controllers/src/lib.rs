@@ -27,11 +27,13 @@ mod meta;
 mod pods;
 mod workload;
 
+mod cronjob;
 mod deployment;
 mod endpoints;
 mod endpointslice;
 mod eviction;
 mod gc;
+mod job;
 mod namespace;
 mod nodeipam;
 mod nodelifecycle;
@@ -152,6 +154,8 @@ async fn run_controllers(client: kube::Client, opts: ControllerOptions) -> anyho
         ("nodelifecycle", Box::pin(nodelifecycle::run(ctx.clone()))),
         ("tainteviction", Box::pin(eviction::run(ctx.clone()))),
         ("podgc", Box::pin(podgc::run(ctx.clone()))),
+        ("job", Box::pin(job::run(ctx.clone()))),
+        ("cronjob", Box::pin(cronjob::run(ctx.clone()))),
     ];
     for (name, controller) in controllers {
         tasks.spawn(async move {

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod batch;
 mod lifecycle;
 mod nodes;
 mod services;
