@@ -39,14 +39,16 @@ struct ListMeta {
 
 pub async fn run(api: &ApiClient) -> anyhow::Result<Vec<ListResult>> {
     eprintln!("bench: listing");
+    // The cache-only list goes first: a first list of this size also pays for the
+    // server growing its heap, and the consistent list should not be blamed for it.
     Ok(vec![
-        whole(api, "all pods, one request", "/api/v1/pods").await?,
         whole(
             api,
             "all pods, resourceVersion=0",
             "/api/v1/pods?resourceVersion=0",
         )
         .await?,
+        whole(api, "all pods, one request", "/api/v1/pods").await?,
         paged(api).await?,
         whole(
             api,

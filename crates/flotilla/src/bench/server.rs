@@ -1,5 +1,6 @@
-//! The server under test: this same binary run as `flotilla server` on a temporary
-//! data dir, killed when the guard drops (also when the benchmark fails).
+//! The server under test: this same binary run as `flotilla server` (API server
+//! only) on a temporary data dir, killed when the guard drops (also when the
+//! benchmark fails).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +36,9 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--https-listen-port", "0", "--disable-agent"])
+            // The API server alone is measured; a scheduler or pod GC would also
+            // act on the benchmark's pods (bound to nodes that do not exist).
+            .args(["--disable-scheduler", "--disable-controller-manager"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
