@@ -95,6 +95,9 @@ impl Cluster {
                 "--node-name",
                 "server-node",
             ])
+            // The controller manager under test runs in this process with test
+            // options, and the stand-in node agent binds pods.
+            .args(["--disable-controller-manager", "--disable-scheduler"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
