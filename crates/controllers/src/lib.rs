@@ -28,6 +28,7 @@ mod pods;
 mod workload;
 
 mod cronjob;
+mod daemonset;
 mod deployment;
 mod endpoints;
 mod endpointslice;
@@ -39,7 +40,9 @@ mod nodeipam;
 mod nodelifecycle;
 mod podgc;
 mod replicaset;
+mod revisions;
 mod serviceaccount;
+mod statefulset;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,6 +159,8 @@ async fn run_controllers(client: kube::Client, opts: ControllerOptions) -> anyho
         ("podgc", Box::pin(podgc::run(ctx.clone()))),
         ("job", Box::pin(job::run(ctx.clone()))),
         ("cronjob", Box::pin(cronjob::run(ctx.clone()))),
+        ("statefulset", Box::pin(statefulset::run(ctx.clone()))),
+        ("daemonset", Box::pin(daemonset::run(ctx.clone()))),
     ];
     for (name, controller) in controllers {
         tasks.spawn(async move {

@@ -83,6 +83,31 @@ pub fn add_seconds(t: &Time, secs: i64) -> Time {
     Time(Timestamp::from_millisecond(ms).unwrap_or(t.0))
 }
 
+/// Kubernetes' `rand.SafeEncodeString` alphabet: no vowels, no look-alikes.
+const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// FNV-32a of `data` with the collision count mixed in, spelled as Kubernetes
+/// spells template and revision hashes.
+pub fn safe_hash(data: &[u8], collision_count: Option<i32>) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u32::from(*b);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+    };
+    feed(data);
+    if let Some(c) = collision_count {
+        let mut bytes = [0u8; 8];
+        bytes[..4].copy_from_slice(&c.to_le_bytes());
+        feed(&bytes);
+    }
+    hash.to_string()
+        .bytes()
+        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
+        .collect()
+}
+
 /// Adopts orphans that match and releases owned objects that no longer match,
 /// returning the objects `owner` controls afterwards — Kubernetes'
 /// `ControllerRefManager.Claim*`. An owner being deleted adopts nothing.

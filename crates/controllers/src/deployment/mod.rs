@@ -9,6 +9,8 @@ mod rollout;
 mod sync;
 mod util;
 
+pub use util::scaled_value;
+
 use std::sync::Arc;
 use std::time::Duration;
 

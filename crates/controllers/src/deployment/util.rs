@@ -20,33 +20,15 @@ const ROLLBACK_TO: &str = "deprecated.deployment.rollback.to";
 /// Longest revision-history annotation kept, in characters.
 const REVISION_HISTORY_CHARS: usize = 2000;
 
-/// Kubernetes' `rand.SafeEncodeString` alphabet: no vowels, no look-alikes.
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
 /// The `pod-template-hash` of a template: FNV-32a of its canonical JSON, with
 /// the collision count mixed in, spelled with the safe alphabet.
 pub fn template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u32::from(*b);
-            hash = hash.wrapping_mul(0x0100_0193);
-        }
-    };
-    feed(
+    crate::meta::safe_hash(
         serde_json::to_string(template)
             .unwrap_or_default()
             .as_bytes(),
-    );
-    if let Some(c) = collision_count {
-        let mut bytes = [0u8; 8];
-        bytes[..4].copy_from_slice(&c.to_le_bytes());
-        feed(&bytes);
-    }
-    hash.to_string()
-        .bytes()
-        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
-        .collect()
+        collision_count,
+    )
 }
 
 /// Templates equal but for the `pod-template-hash` label.

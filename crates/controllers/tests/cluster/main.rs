@@ -9,4 +9,5 @@ mod batch;
 mod lifecycle;
 mod nodes;
 mod services;
+mod sets;
 mod workloads;

@@ -59,7 +59,10 @@ fn hash_is_stable_and_changes_with_template_and_collisions() {
     let mut t = PodTemplateSpec::default();
     let a = template_hash(&t, None);
     assert_eq!(a, template_hash(&t, None));
-    assert!(a.bytes().all(|b| ALPHANUMS.contains(&b)));
+    assert!(
+        a.bytes()
+            .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+    );
     assert_ne!(a, template_hash(&t, Some(1)));
     t.metadata = Some(ObjectMeta {
         labels: Some([("app".to_string(), "web".to_string())].into()),

@@ -59,6 +59,11 @@ impl FakeNodes {
     pub fn kill(&self, name: &str) {
         self.alive.lock().expect("lock").remove(name);
     }
+
+    /// A killed node comes back.
+    pub fn revive(&self, name: &str) {
+        self.alive.lock().expect("lock").insert(name.to_string());
+    }
 }
 
 fn now() -> Timestamp {
