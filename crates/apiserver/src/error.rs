@@ -222,7 +222,9 @@ fn qualified_kind(group: &str, kind: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        if code.is_server_error() {
+        // 503 while starting or while the store is away is expected and reported
+        // by /readyz; logging each would flood the log.
+        if code.is_server_error() && !matches!(self, ApiError::Unavailable(_)) {
             tracing::warn!(error = %self, "request failed");
         }
         let body = serde_json::to_vec(&self.status()).unwrap_or_default();

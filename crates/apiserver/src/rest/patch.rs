@@ -29,6 +29,11 @@ pub fn apply_patch_to(
             let p = decode_patch(&call.body)?;
             Ok(patch::merge_patch(cur, &p))
         }
+        // A Scale has no lists, so its strategic merge patch is a merge patch.
+        "application/strategic-merge-patch+json" if kind == "Scale" => {
+            let p = decode_patch(&call.body)?;
+            Ok(patch::merge_patch(cur, &p))
+        }
         "application/strategic-merge-patch+json" => {
             let p = decode_patch(&call.body)?;
             patch::strategic_merge_patch(cur, &p, api_version, kind).map_err(|e| match e {
