@@ -67,7 +67,7 @@ pub async fn serve(
         ["openapi", ..] => crate::openapi::serve_with(table.openapi(), path, accept, resources)
             .map(|(ct, body)| {
                 let mut r = json_bytes(StatusCode::OK, body);
-                if let Ok(v) = HeaderValue::from_str(&ct) {
+                if let Ok(v) = HeaderValue::from_str(ct) {
                     r.headers_mut().insert(header::CONTENT_TYPE, v);
                 }
                 r

@@ -124,15 +124,10 @@ pub async fn follow_crds(api: std::sync::Weak<crate::rest::Api>) {
         let mut live = start.live;
         refresh(&strong).await;
         drop(strong);
-        loop {
-            match live.recv().await {
-                Ok(_) | Err(RecvError::Lagged(_)) => {
-                    let Some(strong) = api.upgrade() else { return };
-                    refresh(&strong).await;
-                }
-                // The cache reloaded: subscribe again.
-                Err(RecvError::Closed) => break,
-            }
+        // Closed means the cache reloaded: subscribe again.
+        while let Ok(_) | Err(RecvError::Lagged(_)) = live.recv().await {
+            let Some(strong) = api.upgrade() else { return };
+            refresh(&strong).await;
         }
     }
 }

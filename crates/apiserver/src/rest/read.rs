@@ -23,7 +23,7 @@ pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         .cache
         .get(&key)
         .ok_or_else(|| call.not_found(&call.info.name))?;
-    if let Some(table) = super::tables::table_response(call, &[entry.clone()], None)? {
+    if let Some(table) = super::tables::table_response(call, std::slice::from_ref(&entry), None)? {
         return Ok(table);
     }
     Ok(json_bytes(StatusCode::OK, entry.json.clone()))
