@@ -19,7 +19,7 @@ use anyhow::Context;
 
 use client::ApiClient;
 use report::Report;
-use server::ServerProcess;
+use server::{ServerProcess, proc_cpu_seconds};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -133,29 +133,29 @@ async fn phases(
     tokio::time::sleep(Duration::from_secs(1)).await;
     report.rss("idle after start", srv.memory());
 
-    let cpu = srv.cpu_seconds();
+    let cpu = Cpu::now(srv);
     let loaded = load::run(api, args.pods, args.load_concurrency).await?;
-    report.load(&loaded, srv.cpu_seconds() - cpu);
+    report.load(&loaded, cpu.since(srv));
     report.rss("after load", srv.memory());
     report.store_size("after load", srv.store_bytes());
 
-    let cpu = srv.cpu_seconds();
+    let cpu = Cpu::now(srv);
     let lat = latency::run(api, args.clients, args.duration, args.pods).await?;
-    report.latency(&lat, srv.cpu_seconds() - cpu);
+    report.latency(&lat, cpu.since(srv));
 
-    let cpu = srv.cpu_seconds();
+    let cpu = Cpu::now(srv);
     let lists = list::run(api).await?;
-    report.lists(&lists, srv.cpu_seconds() - cpu);
+    report.lists(&lists, cpu.since(srv));
     report.rss("after lists", srv.memory());
 
-    let cpu = srv.cpu_seconds();
+    let cpu = Cpu::now(srv);
     let opts = watch::Options {
         watchers: args.watchers,
         events: args.watch_events,
         rate: args.watch_rate,
     };
     let fanout = watch::run(api, &opts, || srv.memory()).await?;
-    report.watch(&fanout, srv.cpu_seconds() - cpu);
+    report.watch(&fanout, cpu.since(srv));
     report.store_size("at the end", srv.store_bytes());
     report.rss("at the end", srv.memory());
     if fanout.missing > 0 || fanout.duplicates > 0 || !fanout.errors.is_empty() {
@@ -167,6 +167,31 @@ async fn phases(
         );
     }
     Ok(())
+}
+
+/// CPU seconds used by the server and by this benchmark process: on two cores
+/// they compete, so a phase's latency is read together with both.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    pub server: f64,
+    pub bench: f64,
+}
+
+impl Cpu {
+    fn now(srv: &ServerProcess) -> Cpu {
+        Cpu {
+            server: srv.cpu_seconds(),
+            bench: proc_cpu_seconds("/proc/self/stat"),
+        }
+    }
+
+    fn since(self, srv: &ServerProcess) -> Cpu {
+        let now = Cpu::now(srv);
+        Cpu {
+            server: now.server - self.server,
+            bench: now.bench - self.bench,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::ApiArgs;
 use super::latency::Latency;
 use super::list::ListResult;
 use super::load::Loaded;
 use super::server::{Memory, proc_cpu_seconds};
 use super::stats::Samples;
 use super::watch::Fanout;
+use super::{ApiArgs, Cpu};
 
 pub struct Report {
     header: String,
@@ -28,6 +28,13 @@ fn ms(d: Duration) -> String {
     } else {
         format!("{ms:.1} ms")
     }
+}
+
+fn cpu_text(c: Cpu) -> String {
+    format!(
+        "server {:.1} s, benchmark client {:.1} s",
+        c.server, c.bench
+    )
 }
 
 fn mib(bytes: u64) -> String {
@@ -87,16 +94,15 @@ impl Report {
         self.peak = self.peak.max(m.peak);
     }
 
-    pub fn store_size(&mut self, when: &str, bytes: u64) {
-        let value = if bytes == 0 {
-            "external (not measured here)".to_string()
-        } else {
-            mib(bytes)
+    pub fn store_size(&mut self, when: &str, bytes: Option<u64>) {
+        let value = match bytes {
+            Some(b) => mib(b),
+            None => "external etcd (measure its data dir)".to_string(),
         };
         self.row("Store", &format!("size on disk {when}"), value);
     }
 
-    pub fn load(&mut self, l: &Loaded, server_cpu: f64) {
+    pub fn load(&mut self, l: &Loaded, cpu: Cpu) {
         let secs = l.elapsed.as_secs_f64();
         self.row(
             "Load",
@@ -110,10 +116,10 @@ impl Report {
         );
         let mut lat = l.latency.clone();
         self.row("Load", "create latency", spread(&mut lat));
-        self.row("Load", "server CPU", format!("{server_cpu:.1} s"));
+        self.row("Load", "CPU used", cpu_text(cpu));
     }
 
-    pub fn latency(&mut self, l: &Latency, server_cpu: f64) {
+    pub fn latency(&mut self, l: &Latency, cpu: Cpu) {
         let secs = l.elapsed.as_secs_f64().max(1e-9);
         for (verb, s) in [
             ("create", &l.create),
@@ -143,10 +149,10 @@ impl Report {
             format!("**{}**, e.g. {:?}", l.failed, l.errors.first())
         };
         self.row("Latency", "failed requests", failed);
-        self.row("Latency", "server CPU", format!("{server_cpu:.1} s"));
+        self.row("Latency", "CPU used", cpu_text(cpu));
     }
 
-    pub fn lists(&mut self, lists: &[ListResult], server_cpu: f64) {
+    pub fn lists(&mut self, lists: &[ListResult], cpu: Cpu) {
         for l in lists {
             self.row(
                 "List",
@@ -160,10 +166,10 @@ impl Report {
                 ),
             );
         }
-        self.row("List", "server CPU", format!("{server_cpu:.1} s"));
+        self.row("List", "CPU used", cpu_text(cpu));
     }
 
-    pub fn watch(&mut self, f: &Fanout, server_cpu: f64) {
+    pub fn watch(&mut self, f: &Fanout, cpu: Cpu) {
         self.row(
             "Watch",
             "watchers",
@@ -217,7 +223,7 @@ impl Report {
                 format!("**{}**, first: {e}", f.errors.len()),
             );
         }
-        self.row("Watch", "server CPU", format!("{server_cpu:.1} s"));
+        self.row("Watch", "CPU used", cpu_text(cpu));
     }
 
     pub fn markdown(&self) -> String {

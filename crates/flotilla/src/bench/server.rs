@@ -14,6 +14,8 @@ pub struct ServerProcess {
     child: Child,
     pid: u32,
     dir: tempfile::TempDir,
+    /// The store is an etcd outside the data dir.
+    external_store: bool,
 }
 
 /// Resident and peak memory of the server, in bytes.
@@ -51,7 +53,12 @@ impl ServerProcess {
         }
         let child = cmd.spawn().context("spawning `flotilla server`")?;
         let pid = child.id();
-        let srv = ServerProcess { child, pid, dir };
+        let srv = ServerProcess {
+            child,
+            pid,
+            dir,
+            external_store: datastore_endpoint.is_some(),
+        };
         srv.wait_for_kubeconfig(Duration::from_secs(30)).await?;
         Ok(srv)
     }
@@ -119,8 +126,11 @@ impl ServerProcess {
     }
 
     /// Bytes of everything under the data dir but the certificates and the log:
-    /// the SQLite database and its WAL. Zero when the store is an external etcd.
-    pub fn store_bytes(&self) -> u64 {
+    /// the SQLite database and its WAL. None when the store is an external etcd.
+    pub fn store_bytes(&self) -> Option<u64> {
+        if self.external_store {
+            return None;
+        }
         fn walk(p: &Path) -> u64 {
             let Ok(rd) = std::fs::read_dir(p) else {
                 return 0;
@@ -135,9 +145,10 @@ impl ServerProcess {
         }
         let dir = self.dir.path();
         let Ok(rd) = std::fs::read_dir(dir) else {
-            return 0;
+            return Some(0);
         };
-        rd.flatten()
+        let bytes = rd
+            .flatten()
             .filter(|e| !matches!(e.file_name().to_str(), Some("tls" | "server.log")))
             .map(|e| {
                 let p = e.path();
@@ -147,7 +158,8 @@ impl ServerProcess {
                     e.metadata().map(|m| m.len()).unwrap_or(0)
                 }
             })
-            .sum()
+            .sum();
+        Some(bytes)
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
