@@ -30,6 +30,7 @@ mod workload;
 mod cronjob;
 mod daemonset;
 mod deployment;
+mod disruption;
 mod endpoints;
 mod endpointslice;
 mod eviction;
@@ -40,6 +41,7 @@ mod nodeipam;
 mod nodelifecycle;
 mod podgc;
 mod replicaset;
+mod resourcequota;
 mod revisions;
 mod serviceaccount;
 mod statefulset;
@@ -161,6 +163,8 @@ async fn run_controllers(client: kube::Client, opts: ControllerOptions) -> anyho
         ("cronjob", Box::pin(cronjob::run(ctx.clone()))),
         ("statefulset", Box::pin(statefulset::run(ctx.clone()))),
         ("daemonset", Box::pin(daemonset::run(ctx.clone()))),
+        ("resourcequota", Box::pin(resourcequota::run(ctx.clone()))),
+        ("disruption", Box::pin(disruption::run(ctx.clone()))),
     ];
     for (name, controller) in controllers {
         tasks.spawn(async move {

@@ -8,6 +8,7 @@ mod common;
 mod batch;
 mod lifecycle;
 mod nodes;
+mod policy;
 mod services;
 mod sets;
 mod workloads;
