@@ -43,16 +43,17 @@ struct Heartbeat {
 struct Heartbeats(HashMap<String, Heartbeat>);
 
 impl Heartbeats {
-    /// Records what the node shows now and returns how long it has been silent.
-    /// A node first seen gets a whole grace period, as after a restart of the
-    /// controller manager.
+    /// Records what the node shows now and returns how long it has been silent,
+    /// and whether the node is new to us. A node first seen gets a whole grace
+    /// period, as after a restart of the controller manager.
     fn observe(
         &mut self,
         node: &str,
         lease_renew: Option<String>,
         ready_heartbeat: Option<String>,
         now: Instant,
-    ) -> Duration {
+    ) -> (Duration, bool) {
+        let first = !self.0.contains_key(node);
         let hb = self.0.entry(node.to_string()).or_insert_with(|| Heartbeat {
             lease_renew: lease_renew.clone(),
             ready_heartbeat: ready_heartbeat.clone(),
@@ -63,7 +64,7 @@ impl Heartbeats {
             hb.ready_heartbeat = ready_heartbeat;
             hb.seen_at = now;
         }
-        now.saturating_duration_since(hb.seen_at)
+        (now.saturating_duration_since(hb.seen_at), first)
     }
 }
 
@@ -100,8 +101,9 @@ fn ready_condition(node: &Node) -> Option<&NodeCondition> {
 }
 
 impl Lifecycle {
-    /// How long the node has been silent, after folding in what the cache shows.
-    fn silence(&self, node: &Node) -> Duration {
+    /// How long the node has been silent, after folding in what the cache
+    /// shows, and whether it is new to us.
+    fn silence(&self, node: &Node) -> (Duration, bool) {
         let name = node.name_any();
         let lease_renew = self
             .ctx
@@ -124,9 +126,19 @@ impl Lifecycle {
 async fn reconcile(node: Arc<Node>, lc: Arc<Lifecycle>) -> Result<Action> {
     let ctx = &lc.ctx;
     let grace = ctx.opts.node_monitor_grace_period;
-    let silent = lc.silence(&node);
+    let (silent, first) = lc.silence(&node);
     let mut node = (*node).clone();
     let name = node.name_any();
+    if first {
+        ctx.events
+            .normal(
+                COMPONENT,
+                &node,
+                "RegisteredNode",
+                format!("Node {name} event: Registered Node {name} in Controller"),
+            )
+            .await;
+    }
     let was = ready_condition(&node).map(|c| c.status.clone());
     if silent > grace && was.as_deref() != Some("Unknown") {
         node = mark_unknown(ctx, &node).await?;
@@ -316,25 +328,17 @@ mod tests {
     async fn silence_counts_from_the_last_heartbeat_change_on_our_clock() {
         let mut beats = Heartbeats::default();
         let lease = |s: &str| Some(s.to_string());
-        assert_eq!(
-            beats.observe("n", lease("t1"), None, Instant::now()),
-            Duration::ZERO
-        );
+        let t1 = beats.observe("n", lease("t1"), None, Instant::now());
+        assert_eq!(t1, (Duration::ZERO, true));
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert_eq!(
-            beats.observe("n", lease("t1"), None, Instant::now()),
-            Duration::from_secs(30)
-        );
+        let t1 = beats.observe("n", lease("t1"), None, Instant::now());
+        assert_eq!(t1, (Duration::from_secs(30), false));
         beats.observe("n", lease("t2"), None, Instant::now());
         tokio::time::advance(Duration::from_secs(41)).await;
-        assert_eq!(
-            beats.observe("n", lease("t2"), None, Instant::now()),
-            Duration::from_secs(41)
-        );
+        let t2 = beats.observe("n", lease("t2"), None, Instant::now());
+        assert_eq!(t2.0, Duration::from_secs(41));
         // A ready heartbeat alone also counts.
-        assert_eq!(
-            beats.observe("n", lease("t2"), Some("h".into()), Instant::now()),
-            Duration::ZERO
-        );
+        let h = beats.observe("n", lease("t2"), Some("h".into()), Instant::now());
+        assert_eq!(h.0, Duration::ZERO);
     }
 }

@@ -1,7 +1,8 @@
 //! Namespace deletion, service accounts and the garbage collector.
 
 use crate::common::nodes::FakeNodes;
-use crate::common::{Cluster, LIMIT, obj, wait_list, wait_object};
+use crate::common::{Cluster, LIMIT, obj, test_options, wait_list, wait_object};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
@@ -11,11 +12,15 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Result<()> {
     crate::common::init_logging();
-    let c = Cluster::start().await?;
+    let opts = controllers::ControllerOptions {
+        root_ca_pem: Some("-----TEST CA-----".into()),
+        ..test_options()
+    };
+    let c = Cluster::start_with(opts).await?;
     let _nodes = FakeNodes::start(c.admin.clone(), &["node-a"]).await?;
     c.create_namespace("doomed").await?;
 
-    // Every namespace gets a default service account.
+    // Every namespace gets a default service account and the cluster CA.
     let accounts: Api<ServiceAccount> = Api::namespaced(c.admin.clone(), "doomed");
     wait_object(
         accounts,
@@ -25,7 +30,54 @@ async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Resu
         |sa| sa.is_some(),
     )
     .await?;
+    let cms: Api<ConfigMap> = Api::namespaced(c.admin.clone(), "doomed");
+    wait_object(
+        cms.clone(),
+        "kube-root-ca.crt",
+        LIMIT,
+        "the root CA published",
+        |cm| {
+            cm.and_then(|c| c.data.clone())
+                .is_some_and(|d| d.get("ca.crt").map(String::as_str) == Some("-----TEST CA-----"))
+        },
+    )
+    .await?;
+    // A token Secret for the account is filled in.
+    let secrets: Api<Secret> = Api::namespaced(c.admin.clone(), "doomed");
+    secrets
+        .create(&PostParams::default(), &obj(json!({
+            "metadata": {"name": "default-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
+            "type": "kubernetes.io/service-account-token",
+        })))
+        .await?;
+    wait_object(
+        secrets,
+        "default-token",
+        LIMIT,
+        "the token filled in",
+        |s| {
+            s.and_then(|s| s.data.clone()).is_some_and(|d| {
+                d.get("token").is_some_and(|t| !t.0.is_empty())
+                    && d.contains_key("ca.crt")
+                    && d.contains_key("namespace")
+            })
+        },
+    )
+    .await?;
 
+    // A Deployment inside tries to replace its pods while they go.
+    let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "doomed");
+    deployments
+        .create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+            })),
+        )
+        .await?;
     let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "doomed");
     pods.create(
         &PostParams::default(),
@@ -35,15 +87,23 @@ async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Resu
         })),
     )
     .await?;
-    let cms: Api<ConfigMap> = Api::namespaced(c.admin.clone(), "doomed");
     cms.create(
         &PostParams::default(),
         &obj(json!({"metadata": {"name": "settings"}, "data": {"a": "b"}})),
     )
     .await?;
-    wait_object(pods.clone(), "worker", LIMIT, "the pod running", |p| {
-        p.and_then(|p| p.status.as_ref()?.phase.clone()).as_deref() == Some("Running")
-    })
+    wait_list(
+        pods.clone(),
+        watcher::Config::default(),
+        LIMIT,
+        "3 pods running",
+        |items| {
+            items.len() == 3
+                && items
+                    .iter()
+                    .all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        },
+    )
     .await?;
 
     let namespaces: Api<Namespace> = Api::all(c.admin.clone());
@@ -60,6 +120,13 @@ async fn namespace_deletion_removes_content_then_the_namespace() -> anyhow::Resu
     .await?;
     assert!(pods.list(&Default::default()).await?.items.is_empty());
     assert!(cms.list(&Default::default()).await?.items.is_empty());
+    assert!(
+        deployments
+            .list(&Default::default())
+            .await?
+            .items
+            .is_empty()
+    );
     Ok(())
 }
 

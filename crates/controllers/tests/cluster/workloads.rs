@@ -320,5 +320,26 @@ async fn deployment_rollout_history_undo_pause_resume_restart_and_scale_through_
         described.contains("ScalingReplicaSet") && described.contains("Scaled up replica set"),
         "{described}"
     );
+
+    // Foreground deletion: pods, then replica sets, then the deployment.
+    c.kubectl_ok(&[
+        "delete",
+        "deploy/web",
+        "--cascade=foreground",
+        "--wait=false",
+    ])
+    .await?;
+    wait_object(deployments, "web", LIMIT, "the deployment gone", |d| {
+        d.is_none()
+    })
+    .await?;
+    assert!(replica_sets(&c).await?.is_empty());
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
+    assert!(
+        pods.list(&crate::common::labels_param("app=web"))
+            .await?
+            .items
+            .is_empty()
+    );
     Ok(())
 }

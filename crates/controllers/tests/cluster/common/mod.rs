@@ -307,7 +307,9 @@ pub fn labels_param(selector: &str) -> ListParams {
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            // The readiness loop's 503s are expected, not worth an ERROR line.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
         )
         .with_test_writer()
         .try_init();
