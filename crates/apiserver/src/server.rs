@@ -100,23 +100,42 @@ async fn load_shared_pki(
     tls_dir: &Path,
     sans: &ServerSans,
 ) -> anyhow::Result<Pki> {
+    use crate::shared_pki::{SharedPkiError, fetch, publish};
+    // A server that has run before holds the certificates already: it starts
+    // serving (and reports not-ready) even while the datastore is away.
+    let have_local = tls_dir.join(crate::pki::CA_CERT).exists();
     let mut delay = Duration::from_millis(200);
     loop {
         let attempt = async {
-            if crate::shared_pki::fetch(store, token, tls_dir).await? {
-                return Ok::<_, crate::shared_pki::SharedPkiError>(true);
+            if fetch(store, token, tls_dir).await? {
+                return Ok::<_, SharedPkiError>(());
             }
-            let _ = Pki::load_or_create(tls_dir, sans)
-                .map_err(|e| crate::shared_pki::SharedPkiError::Malformed(e.to_string()))?;
-            if crate::shared_pki::publish(store, token, tls_dir).await? {
-                return Ok(true);
+            Pki::load_or_create(tls_dir, sans)
+                .map_err(|e| SharedPkiError::Malformed(e.to_string()))?;
+            if !publish(store, token, tls_dir).await? {
+                // Another server published first: use theirs.
+                fetch(store, token, tls_dir).await?;
             }
-            // Another server published first: use theirs.
-            crate::shared_pki::fetch(store, token, tls_dir).await
+            Ok(())
         };
-        match attempt.await {
-            Ok(_) => return Ok(Pki::load_or_create(tls_dir, sans)?),
-            Err(crate::shared_pki::SharedPkiError::Store(e)) => {
+        let result = if have_local {
+            tokio::time::timeout(Duration::from_secs(3), attempt)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(SharedPkiError::Store(store::StoreError::Unavailable(
+                        "timed out".into(),
+                    )))
+                })
+        } else {
+            attempt.await
+        };
+        match result {
+            Ok(()) => break,
+            Err(SharedPkiError::Store(e)) if have_local => {
+                tracing::warn!(error = %e, "datastore unreachable; starting with the local cluster certificates");
+                break;
+            }
+            Err(SharedPkiError::Store(e)) => {
                 tracing::warn!(error = %e, "waiting for the datastore to load the cluster certificates");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -124,6 +143,7 @@ async fn load_shared_pki(
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(Pki::load_or_create(tls_dir, sans)?)
 }
 
 impl Server {

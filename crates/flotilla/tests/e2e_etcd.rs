@@ -75,3 +75,61 @@ async fn two_servers_share_one_etcd_and_one_ca() {
     .expect("test body");
     drop(etcd);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_follows_etcd_going_away_and_coming_back() {
+    let ports = [(etcd::free_port(), etcd::free_port())];
+    let etcd1 = etcd::EtcdCluster::start_on(&ports).await;
+    let endpoint = etcd1.endpoints().join(",");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let args = ["--datastore-endpoint".to_string(), endpoint.clone()];
+    let (data2, args2) = (data.clone(), args.clone());
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args2.iter().map(String::as_str).collect();
+        Cluster::start_in(data2, &args).stop();
+    })
+    .await
+    .expect("first start");
+    drop(etcd1);
+    // Restarted while etcd is down: it serves, and says it is not ready.
+    let (data3, args3) = (data.clone(), args.clone());
+    let mut c = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args3.iter().map(String::as_str).collect();
+        let c = Cluster::spawn_in(data3, &args);
+        let start = std::time::Instant::now();
+        loop {
+            let (ready, text) = c.readyz();
+            if !ready
+                && (text.contains("store")
+                    || text.contains("ServiceUnavailable")
+                    || text.contains("503"))
+            {
+                break;
+            }
+            assert!(!ready, "ready without etcd: {text}");
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "no answer from /readyz: {text}\n{}",
+                c.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        c
+    })
+    .await
+    .expect("restart without etcd");
+    // etcd back on the same ports: the server becomes ready by itself.
+    let etcd2 = etcd::EtcdCluster::start_on(&ports).await;
+    tokio::task::spawn_blocking(move || {
+        c.wait_ready(std::time::Duration::from_secs(60));
+        c.ok_in(
+            None,
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: back\n"),
+        );
+    })
+    .await
+    .expect("ready again");
+    drop(etcd2);
+}

@@ -50,6 +50,13 @@ impl Cluster {
 
     /// Starts a server on a data dir the caller owns (to restart on it).
     pub fn start_in(data: PathBuf, extra: &[&str]) -> Cluster {
+        let mut c = Cluster::spawn_in(data, extra);
+        c.wait_ready(Duration::from_secs(60));
+        c
+    }
+
+    /// Starts a server and returns once it serves HTTPS, ready or not.
+    pub fn spawn_in(data: PathBuf, extra: &[&str]) -> Cluster {
         std::fs::create_dir_all(&data).expect("data dir");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -75,21 +82,40 @@ impl Cluster {
         let kubeconfig = data.join("kubeconfig.yaml");
         // A kubeconfig left by an earlier run names an old port.
         let _ = std::fs::remove_file(&kubeconfig);
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             child,
             _tmp: None,
             data,
             kubeconfig,
         };
-        cluster.wait_ready(Duration::from_secs(60));
+        let start = Instant::now();
+        while !cluster.kubeconfig.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no kubeconfig after 60 s:\n{}",
+                cluster.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         cluster
+    }
+
+    /// `/readyz` as the server answers it now.
+    pub fn readyz(&self) -> (bool, String) {
+        let out = self.kubectl(&["get", "--raw", "/readyz"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self, limit: Duration) {
+    pub fn wait_ready(&mut self, limit: Duration) {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {

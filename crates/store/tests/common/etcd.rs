@@ -25,10 +25,20 @@ pub fn etcd_binary() -> PathBuf {
     panic!("etcd not found on PATH: install Debian etcd-server (scripts/setup.sh does)");
 }
 
-/// A free loopback port: bind to port 0 and let the kernel choose.
+/// A free loopback port: bind to port 0 and let the kernel choose. The kernel may
+/// hand the same port out again once the probe closes, so ports already given to
+/// this process are skipped (a client and a peer port must differ).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("local address").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub struct Member {
