@@ -44,6 +44,17 @@ pub struct Cache {
     /// Image → number of nodes that have it (ImageLocality's spread factor).
     image_nodes: HashMap<String, usize>,
     real_nodes: usize,
+    pods_with_affinity: usize,
+    /// Every change to a node's pods or labels, in order: lets per-selector
+    /// tallies (topology spreading) update incrementally instead of
+    /// recounting every pod in every cycle.
+    changes: std::collections::VecDeque<(u64, String)>,
+    change_seq: u64,
+    /// Set while preemption edits node infos in place; incremental tallies
+    /// are bypassed then.
+    pub simulating: bool,
+    /// Topology spreading's incremental tallies, by selector.
+    pub spread_memo: std::cell::RefCell<HashMap<String, crate::framework::topology_spread::Memo>>,
     pub namespaces: HashMap<String, Labels>,
     /// `namespace/name` → claim.
     pub claims: HashMap<String, ClaimInfo>,
@@ -81,6 +92,54 @@ impl Cache {
 
     pub fn node_mut(&mut self, i: usize) -> Option<&mut NodeInfo> {
         self.nodes.get_mut(i)
+    }
+
+    /// Whether any placed pod declares pod (anti-)affinity: lets the affinity
+    /// plugins skip their scans over all nodes entirely.
+    pub fn any_pod_affinity(&self) -> bool {
+        self.pods_with_affinity > 0
+    }
+
+    /// Records that `node`'s pods or labels changed.
+    fn touch(&mut self, node: &str) {
+        const KEEP: usize = 50_000;
+        self.change_seq += 1;
+        self.changes.push_back((self.change_seq, node.to_string()));
+        if self.changes.len() > KEEP {
+            self.changes.drain(..KEEP / 2);
+        }
+    }
+
+    pub fn change_seq(&self) -> u64 {
+        self.change_seq
+    }
+
+    /// Nodes changed after `seq`, or `None` when the log no longer reaches back that far.
+    pub fn changes_since(&self, seq: u64) -> Option<impl Iterator<Item = &str>> {
+        let oldest = self
+            .changes
+            .front()
+            .map_or(self.change_seq + 1, |(s, _)| *s);
+        if seq + 1 < oldest {
+            return None;
+        }
+        Some(
+            self.changes
+                .iter()
+                .filter(move |(s, _)| *s > seq)
+                .map(|(_, n)| n.as_str()),
+        )
+    }
+
+    fn track(&mut self, pod: &PodInfo, node: &str, added: bool) {
+        self.touch(node);
+        if pod.has_affinity() {
+            if added {
+                self.pods_with_affinity += 1;
+            } else {
+                self.pods_with_affinity = self.pods_with_affinity.saturating_sub(1);
+            }
+        }
     }
 
     pub fn nodes_with_image(&self, image: &str) -> usize {
@@ -124,6 +183,7 @@ impl Cache {
         for image in new_images {
             *self.image_nodes.entry(image).or_default() += 1;
         }
+        self.touch(name);
         true
     }
 
@@ -140,6 +200,7 @@ impl Cache {
         let Some(&i) = self.index.get(name) else {
             return;
         };
+        self.touch(name);
         if let Some(old) = self.nodes[i].node.take() {
             self.real_nodes = self.real_nodes.saturating_sub(1);
             for image in old.images.keys() {
@@ -179,6 +240,7 @@ impl Cache {
                 assumed: true,
             },
         );
+        self.track(&pod, node, true);
         self.nodes[i].add_pod(pod);
     }
 
@@ -203,6 +265,7 @@ impl Cache {
                 assumed: false,
             },
         );
+        self.track(&pod, &pod.node_name, true);
         self.nodes[i].add_pod(pod);
     }
 
@@ -211,6 +274,9 @@ impl Cache {
         let placement = self.pods.remove(uid)?;
         let &i = self.index.get(&placement.node)?;
         let pod = self.nodes[i].remove_pod(uid);
+        if let Some(p) = &pod {
+            self.track(p, &placement.node, false);
+        }
         if self.nodes[i].node.is_none() && self.nodes[i].pods.is_empty() {
             self.drop_entry(i);
         }

@@ -63,6 +63,10 @@ pub struct SchedulerOptions {
     pub stats: Arc<Stats>,
 }
 
+impl SchedulerOptions {
+    pub const DEFAULT_BIND_CONCURRENCY: usize = 64;
+}
+
 impl Default for SchedulerOptions {
     fn default() -> Self {
         Self {
@@ -70,7 +74,7 @@ impl Default for SchedulerOptions {
             identity: default_identity(),
             leader_election: Some(Timing::default()),
             percentage_of_nodes_to_score: 0,
-            bind_concurrency: 64,
+            bind_concurrency: Self::DEFAULT_BIND_CONCURRENCY,
             write_concurrency: 16,
             scheduled_events: true,
             stats: Arc::new(Stats::default()),

@@ -155,6 +155,23 @@ fn select_victims(
         return None;
     }
     lower.sort_by(by_importance);
+    cache.simulating = true;
+    let result = simulate(framework, cache, pod, idx, lower);
+    cache.simulating = false;
+    result.map(|(victims, budget_violations)| Preemption {
+        node: node_name.to_string(),
+        victims,
+        budget_violations,
+    })
+}
+
+fn simulate(
+    framework: &Framework,
+    cache: &mut Cache,
+    pod: &Arc<PodInfo>,
+    idx: usize,
+    lower: Vec<Arc<PodInfo>>,
+) -> Option<(Vec<Arc<PodInfo>>, usize)> {
     let node = cache.node_mut(idx)?;
     for p in &lower {
         node.remove_pod(&p.uid);
@@ -190,11 +207,7 @@ fn select_victims(
         }
     }
     restore(cache, &victims);
-    Some(Preemption {
-        node: node_name.to_string(),
-        victims,
-        budget_violations,
-    })
+    Some((victims, budget_violations))
 }
 
 #[cfg(test)]

@@ -27,12 +27,12 @@ impl FitError {
         }
         let head = format!("0/{} nodes are available:", self.num_nodes);
         if let Some(pre) = &self.pre_filter {
-            return format!("{head} {}.", pre.reasons.join(", "));
+            return format!("{head} {}.", pre.reasons().collect::<Vec<_>>().join(", "));
         }
         let mut histogram: HashMap<&str, usize> = HashMap::new();
         for (_, f) in &self.failures {
-            for r in &f.reasons {
-                *histogram.entry(r.as_ref()).or_default() += 1;
+            for r in f.reasons() {
+                *histogram.entry(r).or_default() += 1;
             }
         }
         let mut parts: Vec<String> = histogram

@@ -23,21 +23,23 @@ impl ScorePlugin for BalancedAllocation {
         let pod = &state.pod.requests;
         let req = &node.requested;
         let alloc = &spec.allocatable;
-        let mut fractions = Vec::with_capacity(2);
+        let mut fractions = [0.0f64; 2];
+        let mut n = 0;
         for (r, a) in [
             (req.milli_cpu + pod.milli_cpu, alloc.milli_cpu),
             (req.memory + pod.memory, alloc.memory),
         ] {
             if a > 0 {
-                fractions.push((r as f64 / a as f64).min(1.0));
+                fractions[n] = (r as f64 / a as f64).min(1.0);
+                n += 1;
             }
         }
-        if fractions.is_empty() {
+        if n == 0 {
             return 0;
         }
-        let mean = fractions.iter().sum::<f64>() / fractions.len() as f64;
-        let var =
-            fractions.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / fractions.len() as f64;
+        let used = &fractions[..n];
+        let mean = used.iter().sum::<f64>() / n as f64;
+        let var = used.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n as f64;
         ((1.0 - var.sqrt()) * MAX_NODE_SCORE as f64) as i64
     }
 }

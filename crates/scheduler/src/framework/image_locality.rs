@@ -21,21 +21,32 @@ impl ScorePlugin for ImageLocality {
         1
     }
 
-    fn score(&self, state: &CycleState, cache: &Cache, node: &NodeInfo) -> i64 {
-        let Some(spec) = node.spec() else {
-            return 0;
-        };
-        let pod = &state.pod;
-        if pod.images.is_empty() || spec.images.is_empty() {
-            return 0;
-        }
+    fn pre_score(&self, state: &mut CycleState, cache: &Cache, _feasible: &[usize]) {
         let total = cache.num_nodes().max(1) as f64;
-        let sum: i64 = pod
+        state.image_spread = state
+            .pod
             .images
             .iter()
             .filter_map(|image| {
+                let n = cache.nodes_with_image(image);
+                (n > 0).then(|| (image.clone(), n as f64 / total))
+            })
+            .collect();
+    }
+
+    fn score(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> i64 {
+        let Some(spec) = node.spec() else {
+            return 0;
+        };
+        if state.image_spread.is_empty() || spec.images.is_empty() {
+            return 0;
+        }
+        let pod = &state.pod;
+        let sum: i64 = state
+            .image_spread
+            .iter()
+            .filter_map(|(image, spread)| {
                 let size = *spec.images.get(image)?;
-                let spread = cache.nodes_with_image(image) as f64 / total;
                 Some((size as f64 * spread) as i64)
             })
             .sum();

@@ -64,6 +64,10 @@ impl FilterPlugin for InterPodAffinity {
     fn pre_filter(&self, state: &mut CycleState, cache: &Cache) -> Result<(), Failure> {
         let pod = state.pod.clone();
         let own_terms = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+        if !own_terms && !cache.any_pod_affinity() {
+            state.affinity = None;
+            return Ok(());
+        }
         let mut s = FilterState {
             existing_anti: Tallies::new(),
             affinity: Tallies::new(),
@@ -160,6 +164,10 @@ impl ScorePlugin for InterPodAffinity {
     fn pre_score(&self, state: &mut CycleState, cache: &Cache, _feasible: &[usize]) {
         let pod = state.pod.clone();
         let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        if !own && !cache.any_pod_affinity() {
+            state.affinity_score = None;
+            return;
+        }
         let mut tallies = Tallies::new();
         for node in cache.nodes() {
             if node.node.is_none() || (!own && node.pods_with_affinity == 0) {

@@ -27,10 +27,13 @@ use crate::pod::PodInfo;
 /// Why a node does not fit, in the words of Kubernetes' messages.
 pub type Reason = Cow<'static, str>;
 
-/// A node (or, from `pre_filter`, every node) rejected for a pod.
+/// A node (or, from `pre_filter`, every node) rejected for a pod. The first
+/// reason is held inline: most rejections have one, and a cycle may reject
+/// thousands of nodes, so this path must not allocate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub reasons: Vec<Reason>,
+    pub reason: Reason,
+    pub more: Vec<Reason>,
     /// Whether evicting lower-priority pods could change the verdict; node
     /// affinity, taints or a cordon cannot be preempted away.
     pub resolvable: bool,
@@ -39,16 +42,27 @@ pub struct Failure {
 impl Failure {
     pub fn resolvable(reason: impl Into<Reason>) -> Self {
         Self {
-            reasons: vec![reason.into()],
+            reason: reason.into(),
+            more: Vec::new(),
             resolvable: true,
         }
     }
 
     pub fn unresolvable(reason: impl Into<Reason>) -> Self {
         Self {
-            reasons: vec![reason.into()],
+            reason: reason.into(),
+            more: Vec::new(),
             resolvable: false,
         }
+    }
+
+    pub fn reasons(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.reason.as_ref()).chain(self.more.iter().map(|r| r.as_ref()))
+    }
+
+    /// The reasons as a list, for comparisons in tests.
+    pub fn reason_list(&self) -> Vec<String> {
+        self.reasons().map(str::to_string).collect()
     }
 }
 
@@ -60,6 +74,8 @@ pub struct CycleState {
     pub spread: Option<topology_spread::FilterState>,
     pub spread_score: Option<topology_spread::ScoreState>,
     pub volumes: Vec<crate::selectors::NodeSelectorTerms>,
+    /// The pod's images present on some node, with the share of nodes that have each.
+    pub image_spread: Vec<(String, f64)>,
 }
 
 impl CycleState {
@@ -71,6 +87,7 @@ impl CycleState {
             spread: None,
             spread_score: None,
             volumes: Vec::new(),
+            image_spread: Vec::new(),
         }
     }
 }

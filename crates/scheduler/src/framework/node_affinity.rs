@@ -80,7 +80,7 @@ mod tests {
         assert!(run_filter(&NodeAffinity, &pod, &nodes, &[], "a").is_ok());
         let err = run_filter(&NodeAffinity, &pod, &nodes, &[], "b").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) didn't match Pod's node affinity/selector"]
         );
 

@@ -34,7 +34,7 @@ mod tests {
         assert!(run_filter(&NodeName, &pod, &nodes, &[], "a").is_ok());
         let err = run_filter(&NodeName, &pod, &nodes, &[], "b").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) didn't match the requested node name"]
         );
         let free = PodBuilder::new("q").build();

@@ -39,7 +39,7 @@ mod tests {
         let err =
             run_filter(&NodePorts, &pod, &nodes, std::slice::from_ref(&placed), "a").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) didn't have free ports for the requested pod ports"]
         );
         assert!(run_filter(&NodePorts, &pod, &nodes, std::slice::from_ref(&placed), "b").is_ok());

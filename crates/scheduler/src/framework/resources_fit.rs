@@ -50,23 +50,24 @@ impl FilterPlugin for NodeResourcesFit {
 
     fn filter(&self, state: &CycleState, cache: &Cache, node: &NodeInfo) -> Result<(), Failure> {
         let pod = &state.pod;
-        let mut nominated = cache.nominated_for(&node.name, pod).peekable();
-        let reasons = if nominated.peek().is_none() {
+        let reasons = if cache.nominated.is_empty() {
             insufficient(&pod.requests, &node.requested, node.pods.len(), node)
         } else {
             let mut requested = node.requested.clone();
             let mut count = node.pods.len();
-            for p in nominated {
+            for p in cache.nominated_for(&node.name, pod) {
                 requested.add(&p.requests);
                 count += 1;
             }
             insufficient(&pod.requests, &requested, count, node)
         };
-        if reasons.is_empty() {
+        let mut reasons = reasons.into_iter();
+        let Some(first) = reasons.next() else {
             return Ok(());
-        }
+        };
         Err(Failure {
-            reasons,
+            reason: first,
+            more: reasons.collect(),
             resolvable: true,
         })
     }
@@ -112,7 +113,10 @@ mod tests {
         let placed = PodBuilder::new("a").cpu("1500m").node("n").build();
         let pod = PodBuilder::new("p").cpu("1").memory("2Gi").build();
         let err = run_filter(&NodeResourcesFit, &pod, &nodes, &[placed], "n").unwrap_err();
-        assert_eq!(err.reasons, vec!["Insufficient cpu", "Insufficient memory"]);
+        assert_eq!(
+            err.reason_list(),
+            vec!["Insufficient cpu", "Insufficient memory"]
+        );
         assert!(err.resolvable);
         let small = PodBuilder::new("p").cpu("500m").build();
         let placed = PodBuilder::new("a").cpu("1500m").node("n").build();
@@ -125,7 +129,7 @@ mod tests {
         let placed = PodBuilder::new("a").node("n").build();
         let pod = PodBuilder::new("p").build();
         let err = run_filter(&NodeResourcesFit, &pod, &nodes, &[placed], "n").unwrap_err();
-        assert_eq!(err.reasons, vec!["Too many pods"]);
+        assert_eq!(err.reason_list(), vec!["Too many pods"]);
     }
 
     #[test]

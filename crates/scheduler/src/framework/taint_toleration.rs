@@ -45,21 +45,26 @@ impl ScorePlugin for TaintToleration {
         let Some(spec) = node.spec() else {
             return 0;
         };
-        let prefer: Vec<_> = state
-            .pod
-            .tolerations
-            .iter()
-            .filter(|t| {
-                t.effect
-                    .as_deref()
-                    .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
-            })
-            .collect();
+        if spec.taints.is_empty() {
+            return 0;
+        }
+        let prefer = |t: &&k8s_openapi::api::core::v1::Toleration| {
+            t.effect
+                .as_deref()
+                .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
+        };
         let count = spec
             .taints
             .iter()
             .filter(|t| t.effect == "PreferNoSchedule")
-            .filter(|t| !prefer.iter().any(|tol| tolerates(tol, t)))
+            .filter(|t| {
+                !state
+                    .pod
+                    .tolerations
+                    .iter()
+                    .filter(prefer)
+                    .any(|tol| tolerates(tol, t))
+            })
             .count();
         i64::try_from(count).unwrap_or(i64::MAX)
     }
@@ -89,7 +94,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) had untolerated taint {dedicated: gpu}"]
         );
         assert!(!err.resolvable);
@@ -106,7 +111,10 @@ mod tests {
             .build();
         let pod = PodBuilder::new("p").build();
         let err = run_filter(&TaintToleration, &pod, &[node], &[], "n").unwrap_err();
-        assert_eq!(err.reasons, vec!["node(s) had untolerated taint {evict: }"]);
+        assert_eq!(
+            err.reason_list(),
+            vec!["node(s) had untolerated taint {evict: }"]
+        );
         let soft = NodeBuilder::new("n")
             .taint("soft", "x", "PreferNoSchedule")
             .build();
@@ -126,7 +134,7 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"]
         );
         let tolerant = PodBuilder::new("p")
@@ -136,7 +144,7 @@ mod tests {
         let unknown = NodeBuilder::new("u").ready("Unknown").build();
         let err = run_filter(&TaintToleration, &pod, &[unknown], &[], "u").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) had untolerated taint {node.kubernetes.io/unreachable: }"]
         );
     }

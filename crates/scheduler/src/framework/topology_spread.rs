@@ -22,6 +22,8 @@ pub struct FilterState {
     constraints: Vec<SpreadConstraint>,
     counts: Vec<HashMap<String, i64>>,
     min: Vec<i64>,
+    /// 1 where the constraint's selector matches the incoming pod itself.
+    self_match: Vec<i64>,
 }
 
 /// Per `ScheduleAnyway` constraint: matching pods per domain of the feasible
@@ -64,6 +66,84 @@ fn has_keys(constraints: &[SpreadConstraint], node: &NodeInfo) -> bool {
         .all(|c| labels.contains_key(&c.topology_key))
 }
 
+/// Matching pods per domain for one selector, kept up to date from the
+/// cache's change log rather than recounted every cycle.
+#[derive(Debug, Default)]
+pub struct Memo {
+    seq: u64,
+    /// Domain → (nodes in it, matching pods on them).
+    domains: HashMap<String, (i64, i64)>,
+    /// Node → its domain and matching pods, as last counted.
+    nodes: HashMap<String, (String, i64)>,
+}
+
+impl Memo {
+    fn recount(&mut self, c: &SpreadConstraint, namespace: &str, node: &str, cache: &Cache) {
+        if let Some((domain, pods)) = self.nodes.remove(node)
+            && let Some(d) = self.domains.get_mut(&domain)
+        {
+            d.0 -= 1;
+            d.1 -= pods;
+            if d.0 <= 0 {
+                self.domains.remove(&domain);
+            }
+        }
+        let Some(info) = cache.node(node).filter(|n| n.node.is_some()) else {
+            return;
+        };
+        let Some(domain) = info.labels().get(&c.topology_key) else {
+            return;
+        };
+        let pods = matching_pods(c, namespace, info);
+        let d = self.domains.entry(domain.clone()).or_default();
+        d.0 += 1;
+        d.1 += pods;
+        self.nodes.insert(node.to_string(), (domain.clone(), pods));
+    }
+}
+
+/// The memoised tallies apply when domain membership does not depend on the
+/// incoming pod: one constraint, and no node selection or taints honoured.
+fn memo_counts(
+    constraints: &[SpreadConstraint],
+    pod: &PodInfo,
+    cache: &Cache,
+) -> Option<HashMap<String, i64>> {
+    let [c] = constraints else {
+        return None;
+    };
+    let pod_selects_nodes = !pod.node_selector.is_empty() || pod.required_node_affinity.is_some();
+    if cache.simulating || c.honor_taints || (c.honor_node_affinity && pod_selects_nodes) {
+        return None;
+    }
+    let key = format!("{}\0{}\0{}", pod.namespace, c.topology_key, c.selector);
+    let mut memos = cache.spread_memo.try_borrow_mut().ok()?;
+    let memo = memos.entry(key).or_default();
+    let changed: Option<Vec<String>> = cache
+        .changes_since(memo.seq)
+        .map(|it| it.map(str::to_string).collect());
+    match changed {
+        Some(nodes) if memo.seq > 0 => {
+            for n in nodes {
+                memo.recount(c, &pod.namespace, &n, cache);
+            }
+        }
+        _ => {
+            *memo = Memo::default();
+            for n in cache.nodes() {
+                memo.recount(c, &pod.namespace, &n.name, cache);
+            }
+        }
+    }
+    memo.seq = cache.change_seq();
+    Some(
+        memo.domains
+            .iter()
+            .map(|(d, (_, pods))| (d.clone(), *pods))
+            .collect(),
+    )
+}
+
 /// Counts matching pods per domain over every node that qualifies; domains of
 /// qualifying nodes appear even with no pods.
 fn count(
@@ -72,6 +152,17 @@ fn count(
     cache: &Cache,
     only: Option<&[HashMap<String, i64>]>,
 ) -> Vec<HashMap<String, i64>> {
+    if let Some(all) = memo_counts(constraints, pod, cache) {
+        return match only {
+            None => vec![all],
+            Some(domains) => vec![
+                domains[0]
+                    .keys()
+                    .map(|d| (d.clone(), all.get(d).copied().unwrap_or(0)))
+                    .collect(),
+            ],
+        };
+    }
     let mut counts: Vec<HashMap<String, i64>> = match only {
         Some(domains) => domains.to_vec(),
         None => vec![HashMap::new(); constraints.len()],
@@ -128,10 +219,15 @@ impl FilterPlugin for PodTopologySpread {
                 }
             })
             .collect();
+        let self_match = constraints
+            .iter()
+            .map(|c| i64::from(c.selector.matches_map(&pod.labels)))
+            .collect();
         state.spread = Some(FilterState {
             constraints,
             counts,
             min,
+            self_match,
         });
         Ok(())
     }
@@ -144,9 +240,8 @@ impl FilterPlugin for PodTopologySpread {
             let Some(value) = node.labels().get(&c.topology_key) else {
                 return Err(Failure::unresolvable(MISSING_LABEL));
             };
-            let self_match = i64::from(c.selector.matches_map(&state.pod.labels));
             let matched = s.counts[i].get(value).copied().unwrap_or(0);
-            if matched + self_match - s.min[i] > c.max_skew {
+            if matched + s.self_match[i] - s.min[i] > c.max_skew {
                 return Err(Failure::resolvable(NOT_MATCH));
             }
         }
@@ -261,10 +356,10 @@ mod tests {
             .spread("zone", 1, "DoNotSchedule", &[("app", "web")])
             .build();
         let err = run_filter(&PodTopologySpread, &pod, &zones(), &placed, "a1").unwrap_err();
-        assert_eq!(err.reasons, vec![NOT_MATCH]);
+        assert_eq!(err.reason_list(), vec![NOT_MATCH]);
         assert!(run_filter(&PodTopologySpread, &pod, &zones(), &placed, "b1").is_ok());
         let err = run_filter(&PodTopologySpread, &pod, &zones(), &placed, "nolabel").unwrap_err();
-        assert_eq!(err.reasons, vec![MISSING_LABEL]);
+        assert_eq!(err.reason_list(), vec![MISSING_LABEL]);
         assert!(!err.resolvable);
     }
 
@@ -313,5 +408,32 @@ mod tests {
         assert_eq!(s["nolabel"], 0, "nodes without the key are ignored");
         assert!(s["b1"] > s["a1"], "{s:?}");
         assert_eq!(s["a1"], s["a2"]);
+    }
+
+    #[test]
+    fn incremental_tallies_match_a_full_count() {
+        let mut cache = crate::testing::cache_with(&zones(), &[web("w1", "a1")]);
+        let pod = crate::testing::info(
+            &PodBuilder::new("p")
+                .label("app", "web")
+                .spread("zone", 1, "DoNotSchedule", &[("app", "web")])
+                .build(),
+        );
+        let constraints = pod.spread.clone();
+        let full = |cache: &mut Cache| {
+            cache.simulating = true;
+            let c = count(&constraints, &pod, cache, None);
+            cache.simulating = false;
+            c
+        };
+        assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
+        for (i, n) in ["a2", "b1", "b1", "a1"].iter().enumerate() {
+            let placed = crate::testing::info(&web(&format!("x{i}"), n));
+            cache.assume(placed, n);
+            assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
+        }
+        cache.remove_pod("uid-x2");
+        cache.remove_node("b1");
+        assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
     }
 }

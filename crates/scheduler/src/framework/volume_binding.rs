@@ -116,7 +116,7 @@ mod tests {
         assert!(run(&cache, "data", "a").is_ok());
         let err = run(&cache, "data", "b").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["node(s) had volume node affinity conflict"]
         );
     }
@@ -126,7 +126,7 @@ mod tests {
         let mut cache = cluster();
         let err = run(&cache, "nope", "a").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["persistentvolumeclaim \"nope\" not found"]
         );
         assert!(
@@ -136,7 +136,7 @@ mod tests {
         cache.storage_classes = Some([("fast".to_string(), false)].into());
         let err = run(&cache, "pending", "b").unwrap_err();
         assert_eq!(
-            err.reasons,
+            err.reason_list(),
             vec!["pod has unbound immediate PersistentVolumeClaims"]
         );
     }

@@ -130,3 +130,47 @@ fn malformed_constraints_make_the_pod_unschedulable_not_the_scheduler_crash() {
         err.message()
     );
 }
+
+/// `cargo test --release -p scheduler cycle_cost -- --ignored --nocapture`:
+/// the cost of one cycle at 5,000 nodes, without the API server.
+#[test]
+#[ignore]
+fn cycle_cost_at_5000_nodes() {
+    let nodes: Vec<_> = (0..5000)
+        .map(|i| {
+            NodeBuilder::new(&format!("node-{i:05}"))
+                .label("topology.kubernetes.io/zone", &format!("zone-{}", i % 10))
+                .image("registry.k8s.io/pause:3.10", 300_000)
+                .build()
+        })
+        .collect();
+    let mut cache = cache_with(&nodes, &[]);
+    let mut s = scheduler();
+    let only = std::env::var("CYCLE_COST_SPREAD").ok().map(|v| v == "1");
+    for spread in [false, true]
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| o == *s))
+    {
+        let start = std::time::Instant::now();
+        let n = 10_000;
+        for i in 0..n {
+            let mut b = PodBuilder::new(&format!("p{spread}{i}"))
+                .cpu("100m")
+                .memory("500Mi")
+                .label("app", "bench");
+            if spread {
+                b = b.spread(
+                    "topology.kubernetes.io/zone",
+                    1,
+                    "DoNotSchedule",
+                    &[("app", "bench")],
+                );
+            }
+            let pod = info(&b.build());
+            let placed = s.schedule(&cache, &pod).expect("fits");
+            cache.assume(pod, &placed.node);
+        }
+        let per = start.elapsed() / n;
+        println!("spread={spread}: {per:?} per pod");
+    }
+}

@@ -76,6 +76,7 @@ impl ApiServer {
                 "--data-dir",
             ])
             .arg(&data)
+            .args(own_components_off(bin))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -119,6 +120,10 @@ impl ApiServer {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
     }
@@ -129,6 +134,21 @@ impl Drop for ApiServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The tests run their own scheduler, and no node agent heartbeats for the
+/// nodes they create: the server's scheduler and controller manager (which
+/// would mark those nodes unreachable) are turned off where the binary has
+/// the flags.
+fn own_components_off(bin: &Path) -> Vec<&'static str> {
+    let help = Command::new(bin).args(["server", "--help"]).output();
+    let help = help
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    ["--disable-scheduler", "--disable-controller-manager"]
+        .into_iter()
+        .filter(|flag| help.contains(flag))
+        .collect()
 }
 
 async fn client_from(kc: Kubeconfig) -> kube::Client {

@@ -59,7 +59,10 @@ fn required_affinity_follows_the_domain_of_matching_pods() {
         "same zone"
     );
     let err = run_filter(&InterPodAffinity, &pod, &nodes(), &placed, "b1").unwrap_err();
-    assert_eq!(err.reasons, vec!["node(s) didn't match pod affinity rules"]);
+    assert_eq!(
+        err.reason_list(),
+        vec!["node(s) didn't match pod affinity rules"]
+    );
     assert!(run_filter(&InterPodAffinity, &pod, &nodes(), &placed, "nolabel").is_err());
 }
 
@@ -77,7 +80,7 @@ fn required_anti_affinity_keeps_away_from_the_domain() {
     let placed = [db_on("a1")];
     let err = run_filter(&InterPodAffinity, &pod, &nodes(), &placed, "a2").unwrap_err();
     assert_eq!(
-        err.reasons,
+        err.reason_list(),
         vec!["node(s) didn't match pod anti-affinity rules"]
     );
     assert!(err.resolvable);
@@ -97,7 +100,7 @@ fn existing_pods_anti_affinity_is_symmetric() {
     let pod = PodBuilder::new("p").label("app", "web").build();
     let err = run_filter(&InterPodAffinity, &pod, &nodes(), &placed, "a1").unwrap_err();
     assert_eq!(
-        err.reasons,
+        err.reason_list(),
         vec!["node(s) didn't satisfy existing pods anti-affinity rules"]
     );
     assert!(run_filter(&InterPodAffinity, &pod, &nodes(), &placed, "a2").is_ok());
