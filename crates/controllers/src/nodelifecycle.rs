@@ -71,12 +71,15 @@ impl Heartbeats {
 pub struct Lifecycle {
     ctx: Shared,
     heartbeats: Mutex<Heartbeats>,
+    /// The Ready status each node had when last reconciled.
+    ready_seen: Mutex<HashMap<String, String>>,
 }
 
 pub async fn run(ctx: Shared) {
     let lifecycle = Arc::new(Lifecycle {
         ctx: ctx.clone(),
         heartbeats: Mutex::new(Heartbeats::default()),
+        ready_seen: Mutex::new(HashMap::new()),
     });
     let queue = Queue::new(&ctx.nodes).related(&ctx.node_leases, |lease| {
         vec![ObjectRef::new(&lease.name_any())]
@@ -142,30 +145,32 @@ async fn reconcile(node: Arc<Node>, lc: Arc<Lifecycle>) -> Result<Action> {
     let was = ready_condition(&node).map(|c| c.status.clone());
     if silent > grace && was.as_deref() != Some("Unknown") {
         node = mark_unknown(ctx, &node).await?;
-        ctx.events
-            .normal(
-                COMPONENT,
-                &node,
-                "NodeNotReady",
-                format!("Node {name} status is now: NodeNotReady"),
-            )
-            .await;
-        mark_pods_not_ready(ctx, &name).await;
     }
     let ready = ready_condition(&node)
         .map(|c| c.status.clone())
         .unwrap_or_else(|| "Unknown".into());
-    set_taints(ctx, &node, &ready).await?;
-    if ready == "True" && was.as_deref() != Some("True") && was.is_some() {
-        ctx.events
-            .normal(
-                COMPONENT,
-                &node,
-                "NodeReady",
-                format!("Node {name} status is now: NodeReady"),
-            )
-            .await;
+    // Transitions seen by this process, whoever made them (the kubelet reports
+    // False itself; silence makes it Unknown here).
+    let previous = lc
+        .ready_seen
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name.clone(), ready.clone());
+    match (previous.as_deref(), ready.as_str()) {
+        (Some("True"), now) if now != "True" => {
+            let msg = format!("Node {name} status is now: NodeNotReady");
+            ctx.events
+                .normal(COMPONENT, &node, "NodeNotReady", msg)
+                .await;
+            mark_pods_not_ready(ctx, &name).await;
+        }
+        (Some(before), "True") if before != "True" => {
+            let msg = format!("Node {name} status is now: NodeReady");
+            ctx.events.normal(COMPONENT, &node, "NodeReady", msg).await;
+        }
+        _ => {}
     }
+    set_taints(ctx, &node, &ready).await?;
     // Look again when the grace period would run out without a heartbeat.
     Ok(if ready == "Unknown" {
         Action::await_change()

@@ -343,3 +343,44 @@ async fn deployment_rollout_history_undo_pause_resume_restart_and_scale_through_
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_that_cannot_progress_exceeds_its_deadline() -> anyhow::Result<()> {
+    crate::common::init_logging();
+    // No nodes: the pods stay pending and the rollout cannot progress.
+    let c = Cluster::start().await?;
+    let deployments: Api<Deployment> = Api::namespaced(c.admin.clone(), "default");
+    deployments
+        .create(&PostParams::default(), &obj(json!({
+            "metadata": {"name": "stuck"},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": 2, "selector": {"matchLabels": {"app": "stuck"}},
+                     "template": {"metadata": {"labels": {"app": "stuck"}},
+                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+        })))
+        .await?;
+    wait_object(
+        deployments,
+        "stuck",
+        LIMIT,
+        "the progress deadline exceeded",
+        |d| {
+            d.and_then(|d| d.status.clone()).is_some_and(|s| {
+                s.conditions.iter().flatten().any(|c| {
+                    c.type_ == "Progressing"
+                        && c.status == "False"
+                        && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+                })
+            })
+        },
+    )
+    .await?;
+    let err = c
+        .kubectl_ok(&["rollout", "status", "deploy/stuck", "--timeout=30s"])
+        .await
+        .expect_err("rollout status fails once the deadline passed");
+    assert!(
+        err.to_string().contains("exceeded its progress deadline"),
+        "{err}"
+    );
+    Ok(())
+}
