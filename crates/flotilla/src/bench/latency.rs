@@ -75,7 +75,7 @@ pub async fn run(
 }
 
 async fn client(api: &ApiClient, worker: usize, deadline: Instant, stored: usize) -> Latency {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (worker as u64 + 1) * 0x1000_0001);
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ ((worker as u64 + 1) * 0x1000_0001));
     let mut out = Latency::default();
     let fail = |out: &mut Latency, e: String| {
         out.failed += 1;

@@ -38,7 +38,7 @@ pub fn pod(ns: &str, name: &str, seq: usize) -> Value {
             "namespace": ns,
             "labels": {
                 "app": app,
-                "tier": if seq % 3 == 0 { "frontend" } else { "backend" },
+                "tier": if seq.is_multiple_of(3) { "frontend" } else { "backend" },
                 "pod-template-hash": format!("{:08x}", seq.wrapping_mul(2_654_435_761) & 0xffff_ffff),
                 "bench": "api",
             },
