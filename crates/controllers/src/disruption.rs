@@ -49,7 +49,7 @@ pub async fn run(ctx: Shared) {
 /// Deployments (through their ReplicaSets), ReplicaSets and StatefulSets.
 fn expected_count(ctx: &Shared, pods: &[Arc<Pod>]) -> Result<i32, String> {
     let mut seen = HashSet::new();
-    let mut total = 0;
+    let mut total: i32 = 0;
     for pod in pods {
         let ns = pod.namespace().unwrap_or_default();
         let Some(r) = controller_of(&pod.metadata) else {
@@ -91,7 +91,7 @@ fn expected_count(ctx: &Shared, pods: &[Arc<Pod>]) -> Result<i32, String> {
             other => return Err(format!("pods controlled by a {other} have no scale")),
         };
         if seen.insert(uid) {
-            total += replicas;
+            total = total.saturating_add(replicas.max(0));
         }
     }
     Ok(total)

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use kube::Resource;
 use kube::runtime::controller::{Action, Config, Error as ControllerError};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -154,7 +154,16 @@ pub async fn run<K, C>(
     let Queue { store, sources } = queue;
     let requests = stream::select_all(sources).map(Ok::<_, std::convert::Infallible>);
     let config = Config::default().concurrency(workers);
-    kube::runtime::applier(reconcile, error_policy, ctx, store, requests, config)
+    // A bug that panics on some object must not take every controller down:
+    // the panic becomes a failed reconcile, retried with backoff.
+    let guarded = move |obj: Arc<K>, ctx: Arc<C>| -> BoxFuture<'static, Result<Action, Error>> {
+        Box::pin(
+            std::panic::AssertUnwindSafe(reconcile(obj, ctx))
+                .catch_unwind()
+                .map(|r| r.unwrap_or_else(|_| Err(Error::Panicked))),
+        )
+    };
+    kube::runtime::applier(guarded, error_policy, ctx, store, requests, config)
         .for_each(|res| {
             match res {
                 Ok((obj, _)) => backoff.succeeded(&obj),

@@ -23,6 +23,9 @@ pub enum Error {
     /// retrying will not help until the object changes.
     #[error("{0}")]
     Invalid(String),
+    /// The reconcile panicked (a bug); it is retried like any failure.
+    #[error("reconcile panicked")]
+    Panicked,
     /// The local cache did not show the controller's own writes in time.
     #[error("cache did not catch up with {0}")]
     CacheLag(String),

@@ -183,7 +183,7 @@ async fn reconcile(cj: Arc<CronJob>, ctx: Shared) -> Result<Action> {
             .await;
     }
     if let Some(deadline) = spec.starting_deadline_seconds
-        && due.as_second() + deadline < now.as_second()
+        && due.as_second().saturating_add(deadline) < now.as_second()
     {
         ctx.events
             .warning(

@@ -7,7 +7,7 @@ use kube::api::{DeleteParams, Preconditions};
 use super::util::{
     by_creation, by_size, complete, desired_replicas_annotation, max_surge, max_unavailable,
     proportion, replicas, replicas_annotations_need_update, revision, rs_replicas, rs_status,
-    set_replicas_annotations,
+    set_replicas_annotations, total,
 };
 use super::{COMPONENT, Sync};
 use crate::error::{Context, Result, is_not_found};
@@ -21,11 +21,11 @@ fn active(sets: &[ReplicaSet]) -> Vec<ReplicaSet> {
 }
 
 fn total_replicas(sets: &[ReplicaSet]) -> i32 {
-    sets.iter().map(rs_replicas).sum()
+    total(sets.iter().map(rs_replicas))
 }
 
 fn total_available(sets: &[ReplicaSet]) -> i32 {
-    sets.iter().map(|r| rs_status(r).2).sum()
+    total(sets.iter().map(|r| rs_status(r).2))
 }
 
 impl Sync<'_> {

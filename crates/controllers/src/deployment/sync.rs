@@ -240,7 +240,7 @@ impl Sync<'_> {
             return want;
         }
         let max_total = want + max_surge(&self.d);
-        let current: i32 = all.iter().map(rs_replicas).sum();
+        let current = super::util::total(all.iter().map(rs_replicas));
         if current >= max_total {
             return rs_replicas(new);
         }
@@ -327,7 +327,7 @@ impl Sync<'_> {
         new: Option<&ReplicaSet>,
     ) -> DeploymentStatus {
         let want = replicas(&self.d);
-        let sum = |f: fn(&ReplicaSet) -> i32| all.iter().map(f).sum::<i32>();
+        let sum = |f: fn(&ReplicaSet) -> i32| super::util::total(all.iter().map(f));
         let available = sum(|r| rs_status(r).2);
         let total: i32 = sum(rs_replicas);
         let old = self.d.status.clone().unwrap_or_default();

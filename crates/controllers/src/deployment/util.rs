@@ -62,21 +62,34 @@ pub fn max_revision<'a>(sets: impl IntoIterator<Item = &'a ReplicaSet>) -> i64 {
     sets.into_iter().map(revision).max().unwrap_or(0)
 }
 
+/// Replica counts are clamped to this, far beyond any real cluster, so that
+/// sums and surges of counts read from objects cannot overflow.
+const REPLICA_CEILING: i32 = 1 << 24;
+
+fn clamp(n: i32) -> i32 {
+    n.clamp(0, REPLICA_CEILING)
+}
+
 pub fn replicas(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    clamp(d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
 }
 
 pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
-    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    clamp(rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
 }
 
 pub fn rs_status(rs: &ReplicaSet) -> (i32, i32, i32) {
     let s = rs.status.clone().unwrap_or_default();
     (
-        s.replicas,
-        s.ready_replicas.unwrap_or(0),
-        s.available_replicas.unwrap_or(0),
+        clamp(s.replicas),
+        clamp(s.ready_replicas.unwrap_or(0)),
+        clamp(s.available_replicas.unwrap_or(0)),
     )
+}
+
+/// A saturating sum of counts.
+pub fn total(counts: impl Iterator<Item = i32>) -> i32 {
+    counts.fold(0, i32::saturating_add)
 }
 
 fn is_rolling(d: &Deployment) -> bool {
@@ -91,7 +104,7 @@ fn is_rolling(d: &Deployment) -> bool {
 pub fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool) -> i32 {
     match v {
         None => 0,
-        Some(IntOrString::Int(i)) => *i,
+        Some(IntOrString::Int(i)) => clamp(*i),
         Some(IntOrString::String(s)) => {
             let Some(p) = s
                 .strip_suffix('%')
@@ -105,7 +118,7 @@ pub fn scaled_value(v: Option<&IntOrString>, total: i32, round_up: bool) -> i32 
             } else {
                 scaled.div_euclid(100)
             };
-            i32::try_from(v).unwrap_or(i32::MAX)
+            i32::try_from(v.clamp(0, i64::from(REPLICA_CEILING))).unwrap_or(REPLICA_CEILING)
         }
     }
 }

@@ -12,9 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::stream::SelectAll;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
@@ -191,7 +191,11 @@ impl Collector {
     }
 
     async fn attempt(&self, uid: String) {
-        match self.process(&uid).await {
+        let outcome = std::panic::AssertUnwindSafe(self.process(&uid))
+            .catch_unwind()
+            .await
+            .unwrap_or(Err(Error::Panicked));
+        match outcome {
             Ok(()) => {
                 self.failures
                     .lock()

@@ -283,7 +283,9 @@ async fn reconcile(job: Arc<Job>, ctx: Shared) -> Result<Action> {
                         &job,
                         &active,
                         &completed_indexes,
-                        usize::try_from(want - have).unwrap_or(0),
+                        usize::try_from(want - have)
+                            .unwrap_or(0)
+                            .min(crate::workload::BURST),
                     );
                     let (_, err) = create_pods(&ctx, job.as_ref(), COMPONENT, new).await;
                     if let Some(e) = err {

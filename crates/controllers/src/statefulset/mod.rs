@@ -199,6 +199,7 @@ impl Pass<'_> {
             .unwrap_or(0);
         let current_template =
             revisions::template_of(current).unwrap_or_else(|| spec.template.clone());
+        let mut created = 0;
 
         // Replicas, lowest ordinal first.
         for ord in 0..replicas {
@@ -215,7 +216,8 @@ impl Pass<'_> {
                         (&spec.template, update.name_any())
                     };
                     self.create(ord, template, &rev).await?;
-                    if ordered {
+                    created += 1;
+                    if ordered || created >= crate::workload::BURST {
                         return Ok(());
                     }
                 }
