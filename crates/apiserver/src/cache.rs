@@ -257,32 +257,33 @@ impl Cache {
         filter: &dyn Fn(&Entry) -> bool,
     ) -> (Snapshot, bool) {
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        let mut items = Vec::new();
-        let mut more = false;
-        let start = match start_after {
-            Some(k) if k >= prefix => std::ops::Bound::Excluded(k.to_string()),
-            _ => std::ops::Bound::Included(prefix.to_string()),
-        };
-        for (k, e) in st.objects.range((start, std::ops::Bound::Unbounded)) {
-            if !k.starts_with(prefix) {
-                break;
-            }
-            if !filter(e) {
-                continue;
-            }
-            if limit > 0 && items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(e.clone());
+        list_locked(&st, prefix, start_after, limit, filter)
+    }
+
+    /// Like [`Cache::list`], but only if nothing of `resource` changed after `at`
+    /// (and the cache has reached `at`): then the cache still is the state at `at`,
+    /// and a continued list can be served from memory at that revision.
+    pub fn list_unchanged_since(
+        &self,
+        resource: &str,
+        at: Revision,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        filter: &dyn Fn(&Entry) -> bool,
+    ) -> Option<(Snapshot, bool)> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let changed = st
+            .resource_revisions
+            .get(resource)
+            .copied()
+            .unwrap_or(st.loaded_at);
+        if changed > at || st.revision < at {
+            return None;
         }
-        (
-            Snapshot {
-                revision: st.revision,
-                items,
-            },
-            more,
-        )
+        let (mut snap, more) = list_locked(&st, prefix, start_after, limit, filter);
+        snap.revision = at;
+        Some((snap, more))
     }
 
     /// Subscribes to changes of `resource` (a storage resource such as `pods`) after
@@ -363,6 +364,41 @@ async fn follow(
         }
     }
     Err(ApiError::Unavailable("store watch ended".into()))
+}
+
+fn list_locked(
+    st: &State,
+    prefix: &str,
+    start_after: Option<&str>,
+    limit: usize,
+    filter: &dyn Fn(&Entry) -> bool,
+) -> (Snapshot, bool) {
+    let mut items = Vec::new();
+    let mut more = false;
+    let start = match start_after {
+        Some(k) if k >= prefix => std::ops::Bound::Excluded(k.to_string()),
+        _ => std::ops::Bound::Included(prefix.to_string()),
+    };
+    for (k, e) in st.objects.range((start, std::ops::Bound::Unbounded)) {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        if !filter(e) {
+            continue;
+        }
+        if limit > 0 && items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(e.clone());
+    }
+    (
+        Snapshot {
+            revision: st.revision,
+            items,
+        },
+        more,
+    )
 }
 
 pub enum Initial {

@@ -77,7 +77,26 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
                 "continue key is not valid: it belongs to another list".into(),
             ));
         }
-        list_from_store(api, &prefix, cont, limit, &selectors).await?
+        let storage = call.resource.storage_resource();
+        let from_cache = api.cache.list_unchanged_since(
+            &storage,
+            cont.rv,
+            &prefix,
+            Some(&cont.start),
+            limit,
+            &|e| selectors.matches(e),
+        );
+        match from_cache {
+            Some((snap, more)) => {
+                let next = if more {
+                    snap.items.last().map(|e| e.key.clone())
+                } else {
+                    None
+                };
+                (snap.items, snap.revision, next)
+            }
+            None => list_from_store(api, &prefix, cont, limit, &selectors).await?,
+        }
     } else {
         let rv = call.q("resourceVersion");
         match (rv, call.q("resourceVersionMatch")) {

@@ -148,38 +148,61 @@ pub(crate) fn list(conn: &mut Connection, prefix: &str, opts: &ListOptions) -> R
     } else {
         "AND ?2 IS NULL"
     };
-    let sql = match at {
-        None => format!(
-            "SELECT c.key, l.create_revision, l.revision, l.value
-             FROM current c JOIN log l ON l.revision = c.revision
-             WHERE c.key {op} ?1 {} ORDER BY c.key LIMIT ?3",
-            upper.replace("key", "c.key")
-        ),
-        Some(_) => format!(
-            "SELECT l.key, l.create_revision, l.revision, l.value
-             FROM (SELECT key, max(revision) AS r FROM log
-                   WHERE key {op} ?1 {upper} AND revision <= ?4 GROUP BY key) m
-             JOIN log l ON l.revision = m.r
-             WHERE l.deleted = 0 ORDER BY l.key LIMIT ?3"
-        ),
-    };
     let mut params = vec![
         Value::Blob(lower),
         end.map_or(Value::Null, Value::Blob),
         Value::Integer(fetch),
     ];
-    if let Some(r) = at {
-        params.push(Value::Integer(r));
-    }
     let mut items = Vec::new();
-    {
-        let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params))
-            .map_err(map_err)?;
-        while let Some(r) = rows.next().map_err(map_err)? {
-            let key = key_string(r.get(0).map_err(map_err)?)?;
-            items.push(kv_from_row(key, r, 1).map_err(map_err)?);
+    match at {
+        None => {
+            let sql = format!(
+                "SELECT c.key, l.create_revision, l.revision, l.value
+                 FROM current c JOIN log l ON l.revision = c.revision
+                 WHERE c.key {op} ?1 {} ORDER BY c.key LIMIT ?3",
+                upper.replace("key", "c.key")
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
+            let mut rows = stmt
+                .query(rusqlite::params_from_iter(params))
+                .map_err(map_err)?;
+            while let Some(r) = rows.next().map_err(map_err)? {
+                let key = key_string(r.get(0).map_err(map_err)?)?;
+                items.push(kv_from_row(key, r, 1).map_err(map_err)?);
+            }
+        }
+        Some(r) => {
+            // Walk the (key, revision) index in key order, newest revision per key
+            // at or below `r`, and stop once enough live keys were found: a page of
+            // a long list must not read (or sort) everything after it.
+            params[2] = Value::Integer(r);
+            let sql = format!(
+                "SELECT key, max(revision) FROM log
+                 WHERE key {op} ?1 {upper} AND revision <= ?3 GROUP BY key ORDER BY key"
+            );
+            let mut keys = tx.prepare_cached(&sql).map_err(map_err)?;
+            let mut row = tx
+                .prepare_cached(
+                    "SELECT deleted, create_revision, revision, value FROM log WHERE revision = ?1",
+                )
+                .map_err(map_err)?;
+            let mut rows = keys
+                .query(rusqlite::params_from_iter(params))
+                .map_err(map_err)?;
+            while let Some(k) = rows.next().map_err(map_err)? {
+                if fetch >= 0 && items.len() as i64 >= fetch {
+                    break;
+                }
+                let key = key_string(k.get(0).map_err(map_err)?)?;
+                let rev: i64 = k.get(1).map_err(map_err)?;
+                let mut found = row.query([rev]).map_err(map_err)?;
+                if let Some(l) = found.next().map_err(map_err)? {
+                    let deleted: i64 = l.get(0).map_err(map_err)?;
+                    if deleted == 0 {
+                        items.push(kv_from_row(key, l, 1).map_err(map_err)?);
+                    }
+                }
+            }
         }
     }
     let more = limit.is_some_and(|l| items.len() > l);
