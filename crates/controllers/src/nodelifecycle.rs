@@ -148,7 +148,7 @@ async fn reconcile(node: Arc<Node>, lc: Arc<Lifecycle>) -> Result<Action> {
     }
     let ready = ready_condition(&node)
         .map(|c| c.status.clone())
-        .unwrap_or_else(|| "Unknown".into());
+        .unwrap_or_default();
     // Transitions seen by this process, whoever made them (the kubelet reports
     // False itself; silence makes it Unknown here).
     let previous = lc
@@ -243,10 +243,13 @@ async fn mark_pods_not_ready(ctx: &Shared, node: &str) {
     }
 }
 
-/// The taints a node should carry for its Ready status and schedulability.
+/// The taints a node should carry for its Ready status (empty: never
+/// reported) and schedulability.
 fn wanted_taints(ready: &str, unschedulable: bool) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     match ready {
+        // A node that has not reported yet takes no pods but loses none either.
+        "" => out.push((NOT_READY, "NoSchedule")),
         "False" => out.extend([(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")]),
         "True" => {}
         _ => out.extend([(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")]),
@@ -315,6 +318,7 @@ mod tests {
     #[test]
     fn taints_follow_readiness() {
         assert!(wanted_taints("True", false).is_empty());
+        assert_eq!(wanted_taints("", false), vec![(NOT_READY, "NoSchedule")]);
         assert_eq!(
             wanted_taints("False", false),
             vec![(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")]
