@@ -168,7 +168,7 @@ impl Cache {
         if info.node.as_deref() == Some(&spec) {
             return false;
         }
-        let old = info.node.replace(Arc::new(spec));
+        let old = info.set_spec(Some(Arc::new(spec)));
         let new_images: Vec<String> = info
             .spec()
             .map(|s| s.images.keys().cloned().collect())
@@ -201,7 +201,7 @@ impl Cache {
             return;
         };
         self.touch(name);
-        if let Some(old) = self.nodes[i].node.take() {
+        if let Some(old) = self.nodes[i].set_spec(None) {
             self.real_nodes = self.real_nodes.saturating_sub(1);
             for image in old.images.keys() {
                 self.release_image(image);

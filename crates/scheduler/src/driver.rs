@@ -132,7 +132,7 @@ impl Driver {
                 self.stats.add_apply(drained, started.elapsed());
             }
             let now = Instant::now();
-            self.queue.flush(now);
+            self.queue.flush_backoff(now);
             if self.synced()
                 && let Some(qp) = self.queue.pop()
             {
@@ -149,7 +149,7 @@ impl Driver {
                 },
                 Some(r) = binds.recv() => self.bind_done(r),
                 () = sleep_until(deadline) => {}
-                _ = flush.tick() => {}
+                _ = flush.tick() => self.queue.flush_unschedulable_leftovers(Instant::now()),
             }
         }
     }

@@ -251,9 +251,8 @@ impl SchedulingQueue {
         }
     }
 
-    /// Moves pods whose backoff is over to the active heap, and pods
-    /// unschedulable for too long back into play.
-    pub fn flush(&mut self, now: Instant) {
+    /// Moves pods whose backoff is over to the active heap.
+    pub fn flush_backoff(&mut self, now: Instant) {
         while self
             .backoff
             .peek()
@@ -270,6 +269,11 @@ impl SchedulingQueue {
                 self.push_active(&uid, now);
             }
         }
+    }
+
+    /// Gives pods unschedulable for too long another try. Scans every pod,
+    /// so the loop calls it on a slow timer, not per cycle.
+    pub fn flush_unschedulable_leftovers(&mut self, now: Instant) {
         let stale: Vec<String> = self
             .entries
             .iter()
@@ -281,6 +285,12 @@ impl SchedulingQueue {
         for uid in stale {
             self.push_active(&uid, now);
         }
+    }
+
+    /// Both flushes; for tests.
+    pub fn flush(&mut self, now: Instant) {
+        self.flush_backoff(now);
+        self.flush_unschedulable_leftovers(now);
     }
 
     /// When the next backoff ends, for the loop's timer.

@@ -17,12 +17,9 @@ impl ScorePlugin for BalancedAllocation {
     }
 
     fn score(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> i64 {
-        let Some(spec) = node.spec() else {
-            return 0;
-        };
         let pod = &state.pod.requests;
         let req = &node.requested;
-        let alloc = &spec.allocatable;
+        let alloc = &node.summary.allocatable;
         let mut fractions = [0.0f64; 2];
         let mut n = 0;
         for (r, a) in [

@@ -23,7 +23,7 @@ impl ScorePlugin for ImageLocality {
 
     fn pre_score(&self, state: &mut CycleState, cache: &Cache, _feasible: &[usize]) {
         let total = cache.num_nodes().max(1) as f64;
-        state.image_spread = state
+        let spread: Vec<(String, f64)> = state
             .pod
             .images
             .iter()
@@ -32,9 +32,15 @@ impl ScorePlugin for ImageLocality {
                 (n > 0).then(|| (image.clone(), n as f64 / total))
             })
             .collect();
+        // Images every node has add the same to every score: skip the lookups.
+        let everywhere = spread.iter().all(|(_, share)| *share >= 1.0);
+        state.image_spread = if everywhere { Vec::new() } else { spread };
     }
 
     fn score(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> i64 {
+        if state.image_spread.is_empty() || !node.summary.has_images {
+            return 0;
+        }
         let Some(spec) = node.spec() else {
             return 0;
         };

@@ -15,10 +15,7 @@ impl FilterPlugin for NodeUnschedulable {
     }
 
     fn filter(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> Result<(), Failure> {
-        let Some(spec) = node.spec() else {
-            return Err(Failure::unresolvable("node(s) were unschedulable"));
-        };
-        if !spec.unschedulable {
+        if !node.summary.unschedulable {
             return Ok(());
         }
         let cordon = Taint {

@@ -17,11 +17,11 @@ pub fn insufficient(
     node: &NodeInfo,
 ) -> Vec<super::Reason> {
     let mut reasons: Vec<super::Reason> = Vec::new();
-    let Some(spec) = node.spec() else {
+    if node.node.is_none() {
         return reasons;
-    };
-    let alloc = &spec.allocatable;
-    if i64::try_from(num_pods).unwrap_or(i64::MAX) + 1 > spec.allowed_pods {
+    }
+    let alloc = &node.summary.allocatable;
+    if i64::try_from(num_pods).unwrap_or(i64::MAX) + 1 > node.summary.allowed_pods {
         reasons.push("Too many pods".into());
     }
     if pod_req.milli_cpu > 0 && pod_req.milli_cpu > alloc.milli_cpu - requested.milli_cpu {
@@ -91,13 +91,11 @@ impl ScorePlugin for NodeResourcesFit {
     }
 
     fn score(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> i64 {
-        let Some(spec) = node.spec() else {
-            return 0;
-        };
         let pod = &state.pod.non_zero;
         let req = &node.non_zero_requested;
-        let cpu = least_allocated(req.milli_cpu + pod.milli_cpu, spec.allocatable.milli_cpu);
-        let mem = least_allocated(req.memory + pod.memory, spec.allocatable.memory);
+        let alloc = &node.summary.allocatable;
+        let cpu = least_allocated(req.milli_cpu + pod.milli_cpu, alloc.milli_cpu);
+        let mem = least_allocated(req.memory + pod.memory, alloc.memory);
         (cpu + mem) / 2
     }
 }

@@ -14,6 +14,9 @@ impl FilterPlugin for TaintToleration {
     }
 
     fn filter(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> Result<(), Failure> {
+        if !node.summary.has_taints {
+            return Ok(());
+        }
         let Some(spec) = node.spec() else {
             return Ok(());
         };
@@ -42,6 +45,9 @@ impl ScorePlugin for TaintToleration {
     }
 
     fn score(&self, state: &CycleState, _cache: &Cache, node: &NodeInfo) -> i64 {
+        if !node.summary.has_taints {
+            return 0;
+        }
         let Some(spec) = node.spec() else {
             return 0;
         };
