@@ -101,6 +101,34 @@ impl Ctx {
         (Arc::new(ctx), drivers)
     }
 
+    /// Waits until every informer holds its first list, as controllers must
+    /// not act on a partial view (client-go's `WaitForCacheSync`): a
+    /// ReplicaSet reconciled before the pods are listed would create them twice.
+    pub async fn synced(&self) {
+        futures::join!(
+            self.pods.synced(),
+            self.nodes.synced(),
+            self.node_leases.synced(),
+            self.namespaces.synced(),
+            self.service_accounts.synced(),
+            self.token_secrets.synced(),
+            self.root_ca_maps.synced(),
+            self.services.synced(),
+            self.endpoints.synced(),
+            self.endpoint_slices.synced(),
+            self.replica_sets.synced(),
+            self.deployments.synced(),
+            self.stateful_sets.synced(),
+            self.daemon_sets.synced(),
+            self.revisions.synced(),
+            self.jobs.synced(),
+            self.cron_jobs.synced(),
+            self.claims.synced(),
+            self.quotas.synced(),
+            self.disruption_budgets.synced(),
+        );
+    }
+
     pub fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,

@@ -97,6 +97,12 @@ where
         self.changes.subscribe()
     }
 
+    /// Waits until the first list is in the cache.
+    pub async fn synced(&self) {
+        // Fails only when the writer is dropped, which ends the controllers anyway.
+        let _ = self.store.wait_until_ready().await;
+    }
+
     /// Every cached object.
     pub fn list(&self) -> Vec<Arc<K>> {
         self.store.state()

@@ -147,6 +147,20 @@ async fn run_controllers(client: kube::Client, opts: ControllerOptions) -> anyho
             "informer"
         });
     }
+    // Controllers start on complete caches; an informer that cannot list (a
+    // permission missing) holds everything back, loudly.
+    let mut waiting = std::pin::pin!(ctx.synced());
+    loop {
+        tokio::select! {
+            () = &mut waiting => break,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                tracing::warn!("controllers still waiting for their caches to fill");
+            }
+            Some(ended) = tasks.join_next() => {
+                anyhow::bail!("an informer stopped before its cache filled: {ended:?}");
+            }
+        }
+    }
     let controllers: Vec<(&'static str, context::Driver)> = vec![
         ("namespace", Box::pin(namespace::run(ctx.clone()))),
         ("serviceaccount", Box::pin(serviceaccount::run(ctx.clone()))),
