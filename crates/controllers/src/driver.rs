@@ -34,9 +34,10 @@ fn changes<O>(informer: &Informer<O>) -> impl Stream<Item = Change<O>> + Send + 
 where
     O: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    // A receiver that fell behind has lost changes; resyncing everything is the
-    // level-triggered answer.
-    BroadcastStream::new(informer.subscribe()).map(|c| c.unwrap_or(Change::Resync))
+    // A new subscriber starts with everything already in the cache, and one that
+    // fell behind has lost changes: resyncing is the level-triggered answer to both.
+    stream::once(std::future::ready(Change::Resync))
+        .chain(BroadcastStream::new(informer.subscribe()).map(|c| c.unwrap_or(Change::Resync)))
 }
 
 impl<K> Queue<K>
