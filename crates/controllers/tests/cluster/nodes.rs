@@ -1,6 +1,7 @@
 //! Node IPAM, node lifecycle and taint-based eviction: a dead node's pods move.
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
@@ -168,5 +169,20 @@ async fn a_dead_nodes_pods_are_evicted_and_replaced_on_healthy_nodes() -> anyhow
             "no {want} event in {reasons:?}"
         );
     }
+    // kubectl describe finds the node controller's events and the taint.
+    let described = c.kubectl_ok(&["describe", "node", "node-a"]).await?;
+    assert!(
+        described.contains("NodeNotReady")
+            && described.contains("node.kubernetes.io/unreachable:NoExecute"),
+        "{described}"
+    );
+    // The controller manager ran as the holder of its leader Lease.
+    let leases: Api<Lease> = Api::namespaced(c.admin.clone(), "kube-system");
+    let holder = leases
+        .get("kube-controller-manager")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder, Some(crate::common::test_options().identity));
     Ok(())
 }
