@@ -186,6 +186,14 @@ impl Pass<'_> {
     ) -> Result<()> {
         let spec = self.set.spec.clone().unwrap_or_default();
         let replicas = spec.replicas.unwrap_or(1).max(0);
+        // Ordinals run from `spec.ordinals.start`; the partition counts from there.
+        let start = spec
+            .ordinals
+            .as_ref()
+            .and_then(|o| o.start)
+            .unwrap_or(0)
+            .max(0);
+        let end = start.saturating_add(replicas);
         let ordered = spec.pod_management_policy.as_deref() != Some("Parallel");
         let strategy = spec.update_strategy.clone().unwrap_or_default();
         let rolling = strategy
@@ -202,13 +210,14 @@ impl Pass<'_> {
         let mut created = 0;
 
         // Replicas, lowest ordinal first.
-        for ord in 0..replicas {
+        for ord in start..end {
             match pods.get(&ord) {
                 None => {
+                    let index = ord - start;
                     let old = if rolling {
-                        ord < partition
+                        index < partition
                     } else {
-                        ord < status.current_replicas.unwrap_or(0)
+                        index < status.current_replicas.unwrap_or(0)
                     };
                     let (template, rev) = if old {
                         (&current_template, current.name_any())
@@ -233,7 +242,12 @@ impl Pass<'_> {
             }
         }
         // Surplus members, highest ordinal first, once the rest are healthy.
-        let condemned: Vec<&Arc<Pod>> = pods.range(replicas..).rev().map(|(_, p)| p).collect();
+        let condemned: Vec<&Arc<Pod>> = pods
+            .iter()
+            .rev()
+            .filter(|(o, _)| !(start..end).contains(*o))
+            .map(|(_, p)| p)
+            .collect();
         for p in &condemned {
             if p.metadata.deletion_timestamp.is_some() {
                 if ordered {
@@ -246,12 +260,12 @@ impl Pass<'_> {
                 return Ok(());
             }
         }
-        if !rolling || pods.range(0..replicas).any(|(_, p)| !running_and_ready(p)) {
+        if !rolling || pods.range(start..end).any(|(_, p)| !running_and_ready(p)) {
             return Ok(());
         }
         // Rolling update: from the top down to the partition, one pod at a time.
         let update_name = update.name_any();
-        for ord in (partition..replicas).rev() {
+        for ord in (start.saturating_add(partition.max(0))..end).rev() {
             if let Some(p) = pods.get(&ord)
                 && revision_of(p) != Some(&update_name)
             {
