@@ -255,6 +255,7 @@ impl Pass<'_> {
                 }
                 continue;
             }
+            self.release_claims_with(p).await?;
             self.delete(p).await?;
             if ordered {
                 return Ok(());
@@ -357,6 +358,64 @@ impl Pass<'_> {
                 Err(e).ctx(|| format!("creating claim {ns}/{name}"))
             }
         }
+    }
+
+    /// With `whenScaled: Delete`, a condemned pod's claims become its
+    /// dependents, so the garbage collector removes them after it.
+    async fn release_claims_with(&self, pod: &Pod) -> Result<()> {
+        let spec = self.set.spec.clone().unwrap_or_default();
+        let delete_on_scale = spec
+            .persistent_volume_claim_retention_policy
+            .as_ref()
+            .and_then(|p| p.when_scaled.as_deref())
+            == Some("Delete");
+        let Some(ord) = ordinal(&self.set.name_any(), &pod.name_any()) else {
+            return Ok(());
+        };
+        if !delete_on_scale {
+            return Ok(());
+        }
+        let ns = self.set.namespace().unwrap_or_default();
+        let owner = serde_json::json!([{
+            "apiVersion": "v1", "kind": "Pod", "name": pod.name_any(), "uid": pod.uid(),
+            "blockOwnerDeletion": true,
+        }]);
+        for claim in identity::claims(self.set, ord) {
+            let name = claim.name_any();
+            let Some(cur) = self.ctx.claims.get(Some(&ns), &name) else {
+                continue;
+            };
+            if cur
+                .owner_references()
+                .iter()
+                .any(|r| Some(&r.uid) == pod.uid().as_ref())
+            {
+                continue;
+            }
+            let mut refs = serde_json::to_value(cur.owner_references()).unwrap_or_default();
+            if let (Some(list), Some(new)) = (refs.as_array_mut(), owner.as_array()) {
+                list.extend(new.iter().cloned());
+            }
+            let patch = serde_json::json!({"metadata": {"resourceVersion": cur.resource_version(), "ownerReferences": refs}});
+            match self
+                .ctx
+                .api::<PersistentVolumeClaim>(&ns)
+                .patch(
+                    &name,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(e)
+                        .ctx(|| format!("handing claim {ns}/{name} to its condemned pod"));
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&self, pod: &Pod) -> Result<()> {

@@ -156,18 +156,43 @@ async fn statefulset_starts_in_order_keeps_claims_and_updates_by_partition() -> 
             .all(|p| image(p) == "busybox:1")
     );
 
-    // Scaling down removes the highest ordinals and keeps their claims.
+    // Scaling down removes the highest ordinals and keeps their claims...
     sets.patch(
         "db",
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        &Patch::Merge(json!({"spec": {"replicas": 2}})),
     )
     .await?;
+    wait_list(
+        pods.clone(),
+        by_app.clone(),
+        LIMIT,
+        "db-0 and db-1 left",
+        |items| live_names(items) == ["db-0", "db-1"],
+    )
+    .await?;
+    assert_eq!(claims.list(&Default::default()).await?.items.len(), 3);
+    // ...unless the retention policy deletes them on scale-down.
+    let policy = json!({"spec": {"replicas": 1,
+        "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete", "whenDeleted": "Retain"}}});
+    sets.patch("db", &PatchParams::default(), &Patch::Merge(policy))
+        .await?;
     wait_list(pods, by_app, LIMIT, "only db-0 left", |items| {
         live_names(items) == ["db-0"]
     })
     .await?;
-    assert_eq!(claims.list(&Default::default()).await?.items.len(), 3);
+    wait_list(
+        claims,
+        watcher::Config::default(),
+        LIMIT,
+        "db-1's claim deleted",
+        |items| {
+            let mut names: Vec<String> = items.iter().map(|c| c.name_any()).collect();
+            names.sort();
+            names == ["data-db-0", "data-db-2"]
+        },
+    )
+    .await?;
     Ok(())
 }
 
