@@ -55,6 +55,8 @@ pub struct Cache {
     pub simulating: bool,
     /// Topology spreading's incremental tallies, by selector.
     pub spread_memo: std::cell::RefCell<HashMap<String, crate::framework::topology_spread::Memo>>,
+    /// Label value → small id, for the well-known topology keys.
+    interned: HashMap<String, u32>,
     pub namespaces: HashMap<String, Labels>,
     /// `namespace/name` → claim.
     pub claims: HashMap<String, ClaimInfo>,
@@ -73,6 +75,32 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// Topology keys whose values nodes carry as interned ids.
+    pub const TOPOLOGY_KEYS: [&'static str; 3] = [
+        "topology.kubernetes.io/zone",
+        "topology.kubernetes.io/region",
+        "kubernetes.io/hostname",
+    ];
+
+    /// The id of a topology label value, if any node ever had it.
+    pub fn interned(&self, value: &str) -> Option<u32> {
+        self.interned.get(value).copied()
+    }
+
+    /// How many ids exist (ids are below this).
+    pub fn num_interned(&self) -> usize {
+        self.interned.len()
+    }
+
+    fn intern(&mut self, value: &str) -> u32 {
+        if let Some(&id) = self.interned.get(value) {
+            return id;
+        }
+        let id = u32::try_from(self.interned.len()).unwrap_or(u32::MAX);
+        self.interned.insert(value.to_string(), id);
+        id
+    }
+
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
     }
@@ -169,6 +197,15 @@ impl Cache {
             return false;
         }
         let old = info.set_spec(Some(Arc::new(spec)));
+        let values: Vec<Option<String>> = Self::TOPOLOGY_KEYS
+            .iter()
+            .map(|k| self.nodes[i].labels().get(*k).cloned())
+            .collect();
+        for (slot, value) in values.into_iter().enumerate() {
+            let id = value.map(|v| self.intern(&v));
+            self.nodes[i].summary.topology[slot] = id;
+        }
+        let info = &self.nodes[i];
         let new_images: Vec<String> = info
             .spec()
             .map(|s| s.images.keys().cloned().collect())

@@ -84,6 +84,9 @@ pub struct NodeSummary {
     pub has_images: bool,
     pub allocatable: Resources,
     pub allowed_pods: i64,
+    /// Interned values of the well-known topology labels (`Cache::TOPOLOGY_KEYS`),
+    /// so spreading compares numbers instead of looking up labels.
+    pub topology: [Option<u32>; 3],
 }
 
 /// One node and its pods. A `NodeInfo` can exist without its Node object when
@@ -131,6 +134,8 @@ impl NodeInfo {
                 has_images: !s.images.is_empty(),
                 allocatable: s.allocatable.clone(),
                 allowed_pods: s.allowed_pods,
+                // Filled in by the cache, which owns the interned values.
+                topology: [None; 3],
             });
         std::mem::replace(&mut self.node, spec)
     }

@@ -24,6 +24,9 @@ pub struct FilterState {
     min: Vec<i64>,
     /// 1 where the constraint's selector matches the incoming pod itself.
     self_match: Vec<i64>,
+    /// For constraints on a well-known topology key: its slot in
+    /// `NodeSummary::topology` and the counts indexed by interned value.
+    by_id: Vec<Option<(usize, Vec<i64>)>>,
 }
 
 /// Per `ScheduleAnyway` constraint: matching pods per domain of the feasible
@@ -223,11 +226,30 @@ impl FilterPlugin for PodTopologySpread {
             .iter()
             .map(|c| i64::from(c.selector.matches_map(&pod.labels)))
             .collect();
+        let by_id = constraints
+            .iter()
+            .zip(&counts)
+            .map(|(c, domains)| {
+                let slot = Cache::TOPOLOGY_KEYS
+                    .iter()
+                    .position(|k| *k == c.topology_key)?;
+                let mut v = vec![0i64; cache.num_interned()];
+                for (value, n) in domains {
+                    if let Some(id) = cache.interned(value)
+                        && let Some(cell) = v.get_mut(id as usize)
+                    {
+                        *cell = *n;
+                    }
+                }
+                Some((slot, v))
+            })
+            .collect();
         state.spread = Some(FilterState {
             constraints,
             counts,
             min,
             self_match,
+            by_id,
         });
         Ok(())
     }
@@ -237,10 +259,21 @@ impl FilterPlugin for PodTopologySpread {
             return Ok(());
         };
         for (i, c) in s.constraints.iter().enumerate() {
-            let Some(value) = node.labels().get(&c.topology_key) else {
-                return Err(Failure::unresolvable(MISSING_LABEL));
+            let matched = match &s.by_id[i] {
+                // Interned: no label lookup behind the node's pointer.
+                Some((slot, counts)) => {
+                    let Some(id) = node.summary.topology[*slot] else {
+                        return Err(Failure::unresolvable(MISSING_LABEL));
+                    };
+                    counts.get(id as usize).copied().unwrap_or(0)
+                }
+                None => {
+                    let Some(value) = node.labels().get(&c.topology_key) else {
+                        return Err(Failure::unresolvable(MISSING_LABEL));
+                    };
+                    s.counts[i].get(value).copied().unwrap_or(0)
+                }
             };
-            let matched = s.counts[i].get(value).copied().unwrap_or(0);
             if matched + s.self_match[i] - s.min[i] > c.max_skew {
                 return Err(Failure::resolvable(NOT_MATCH));
             }
@@ -435,5 +468,25 @@ mod tests {
         cache.remove_pod("uid-x2");
         cache.remove_node("b1");
         assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
+    }
+
+    #[test]
+    fn well_known_keys_use_interned_domains() {
+        let key = "topology.kubernetes.io/zone";
+        let nodes = [
+            NodeBuilder::new("a1").label(key, "a").build(),
+            NodeBuilder::new("b1").label(key, "b").build(),
+            NodeBuilder::new("nolabel").build(),
+        ];
+        let placed = [web("w1", "a1")];
+        let pod = PodBuilder::new("p")
+            .label("app", "web")
+            .spread(key, 1, "DoNotSchedule", &[("app", "web")])
+            .build();
+        let err = run_filter(&PodTopologySpread, &pod, &nodes, &placed, "a1").unwrap_err();
+        assert_eq!(err.reason_list(), vec![NOT_MATCH]);
+        assert!(run_filter(&PodTopologySpread, &pod, &nodes, &placed, "b1").is_ok());
+        let err = run_filter(&PodTopologySpread, &pod, &nodes, &placed, "nolabel").unwrap_err();
+        assert_eq!(err.reason_list(), vec![MISSING_LABEL]);
     }
 }
