@@ -383,3 +383,46 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys<K>(ops: Vec<Op<K>>) -> (Vec<K>, Vec<String>) {
+        let (mut applied, mut deleted) = (Vec::new(), Vec::new());
+        for op in ops {
+            match op {
+                Op::Apply(o) => applied.push(o),
+                Op::Delete(k) => deleted.push(k),
+            }
+        }
+        (applied, deleted)
+    }
+
+    #[test]
+    fn a_relist_deletes_what_disappeared_meanwhile() {
+        let mut known = Known::default();
+        let key = |s: &String| s.clone();
+        for ev in [
+            watcher::Event::Init,
+            watcher::Event::InitApply("a".to_string()),
+            watcher::Event::InitApply("b".into()),
+        ] {
+            known.ops(ev, key);
+        }
+        assert!(!known.synced);
+        let (_, deleted) = keys(known.ops(watcher::Event::InitDone, key));
+        assert!(deleted.is_empty());
+        assert!(known.synced);
+        known.ops(watcher::Event::Apply("c".to_string()), key);
+
+        // The watch restarts; "a" and "c" went away while it was down.
+        known.ops(watcher::Event::Init, key);
+        known.ops(watcher::Event::InitApply("b".to_string()), key);
+        let (_, mut deleted) = keys(known.ops(watcher::Event::InitDone, key));
+        deleted.sort();
+        assert_eq!(deleted, vec!["a", "c"]);
+        let (_, deleted) = keys(known.ops(watcher::Event::Delete("b".to_string()), key));
+        assert_eq!(deleted, vec!["b"]);
+    }
+}
