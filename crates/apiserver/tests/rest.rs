@@ -596,3 +596,57 @@ async fn malformed_input_never_panics() {
         }
     }
 }
+
+#[tokio::test]
+async fn evictions_respect_disruption_budgets() {
+    let h = harness().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    for name in ["e1", "e2"] {
+        let pod = json!({"metadata": {"name": name, "labels": {"app": "db"}},
+                         "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        assert_eq!(h.post(pods, pod).await.0, StatusCode::CREATED);
+        let status = json!({"status": {"phase": "Running"}});
+        let (code, _) = h
+            .call(
+                Method::PATCH,
+                &format!("{pods}/{name}/status"),
+                Some(status),
+                "application/merge-patch+json",
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    let pdbs = "/apis/policy/v1/namespaces/default/poddisruptionbudgets";
+    let pdb = json!({"metadata": {"name": "db"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}});
+    assert_eq!(h.post(pdbs, pdb).await.0, StatusCode::CREATED);
+    let status = json!({"status": {"observedGeneration": 1, "disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2}});
+    let (code, st) = h
+        .call(
+            Method::PATCH,
+            &format!("{pdbs}/db/status"),
+            Some(status),
+            "application/merge-patch+json",
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{st}");
+    let eviction =
+        |n: &str| json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": n}});
+    let (code, st) = h.post(&format!("{pods}/e1/eviction"), eviction("e1")).await;
+    assert_eq!(code, StatusCode::CREATED, "{st}");
+    let (_, pdb) = h.get(&format!("{pdbs}/db")).await;
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
+    assert!(pdb["status"]["disruptedPods"]["e1"].is_string(), "{pdb}");
+    let (code, st) = h.post(&format!("{pods}/e2/eviction"), eviction("e2")).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .expect("msg")
+            .contains("disruption budget db")
+    );
+    assert_eq!(
+        h.get(&format!("{pods}/e2")).await.0,
+        StatusCode::OK,
+        "a refused eviction keeps the pod"
+    );
+}

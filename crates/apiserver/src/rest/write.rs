@@ -470,15 +470,107 @@ pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     )
 }
 
-/// POST pods/NAME/eviction: a graceful delete on behalf of a disruption.
+/// POST pods/NAME/eviction: a graceful delete on behalf of a disruption, refused
+/// with 429 while a PodDisruptionBudget covering the pod allows no disruption.
 pub async fn evict(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let eviction = decode_body(&call.body, call.content_type())?;
     let opts = delete_options(call, eviction.get("deleteOptions"))?;
-    delete_one(api, call, &call.info.name.clone(), &opts).await?;
+    let name = call.info.name.clone();
+    let key = call.resource.key(call.namespace(), &name);
+    api.consistent().await?;
+    let pod = api
+        .cache
+        .get(&key)
+        .ok_or_else(|| call.not_found(&name))?
+        .value()?;
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    // Pods that are done or not yet running cannot be disrupted.
+    if !matches!(phase, "Succeeded" | "Failed" | "Pending") {
+        for pdb in covering_budgets(api, &pod)? {
+            take_disruption(api, &pdb, &name).await?;
+        }
+    }
+    delete_one(api, call, &name, &opts).await?;
     json_value(
         StatusCode::CREATED,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     )
+}
+
+/// Names of the PodDisruptionBudgets in the pod's namespace that select it.
+fn covering_budgets(api: &Api, pod: &Value) -> ApiResult<Vec<String>> {
+    let ns = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (_, pdbs) = api
+        .cache
+        .objects(&format!("/registry/poddisruptionbudgets/{ns}/"));
+    let mut out = Vec::new();
+    for e in pdbs {
+        let pdb = e.value()?;
+        let Some(sel) = pdb.pointer("/spec/selector") else {
+            continue;
+        };
+        let Ok(sel) = apimachinery::selectors::LabelSelector::from_metav1(sel) else {
+            continue;
+        };
+        if sel.matches_object(pod) {
+            out.push(e.key.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Spends one allowed disruption of a budget (compare-and-swap on its status),
+/// recording the pod in `disruptedPods` as Kubernetes does.
+async fn take_disruption(api: &Api, key: &str, pod: &str) -> ApiResult<()> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((mut pdb, rev)) = current(api, key, true).await? else {
+            return Ok(());
+        };
+        let name = pdb
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let observed = pdb
+            .pointer("/status/observedGeneration")
+            .and_then(Value::as_i64);
+        let generation = pdb.pointer("/metadata/generation").and_then(Value::as_i64);
+        let allowed = pdb
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        if observed != generation || allowed <= 0 {
+            return Err(ApiError::TooManyRequests(format!(
+                "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {name} needs {} healthy pods and has {} currently",
+                pdb.pointer("/status/desiredHealthy")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+                pdb.pointer("/status/currentHealthy")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+            )));
+        }
+        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
+        if !pdb["status"]["disruptedPods"].is_object() {
+            pdb["status"]["disruptedPods"] = json!({});
+        }
+        pdb["status"]["disruptedPods"][pod] = json!(super::strategy::now_rfc3339());
+        match api.store.update(key, to_stored(&pdb)?, rev).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(StoreError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::TooManyRequests(
+        "the disruption budget is changing too fast; retry".into(),
+    ))
 }
 
 /// The autoscaling/v1 Scale view of an object, reading replicas and the selector
