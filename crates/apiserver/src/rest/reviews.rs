@@ -13,6 +13,18 @@ fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
     v.pointer(p).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The strings of an array at `pointer`; anything else counts as empty.
+fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn user_json(u: &UserInfo) -> Value {
     let mut v = json!({"username": u.name, "groups": u.groups});
     if !u.uid.is_empty() {
@@ -33,15 +45,7 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             let subject = UserInfo {
                 name: str_at(&review, "/spec/user").to_string(),
                 uid: str_at(&review, "/spec/uid").to_string(),
-                groups: review
-                    .pointer("/spec/groups")
-                    .and_then(Value::as_array)
-                    .map(|g| {
-                        g.iter()
-                            .filter_map(|s| s.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                groups: strings_at(&review, "/spec/groups"),
                 extra: Default::default(),
             };
             let ns = call.namespace().map(str::to_string);
@@ -64,15 +68,7 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         }
         "tokenreviews" => {
             let token = str_at(&review, "/spec/token").to_string();
-            let audiences: Vec<String> = review
-                .pointer("/spec/audiences")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let audiences = strings_at(&review, "/spec/audiences");
             review["status"] = match api.authn.review_token(&token, &audiences) {
                 Ok((user, auds)) => {
                     json!({"authenticated": true, "user": user_json(&user), "audiences": auds})
@@ -157,15 +153,7 @@ pub async fn service_account_token(api: &Api, call: &Call<'_>) -> ApiResult<Resp
         .ok_or_else(|| call.not_found(&call.info.name))?
         .value()?;
     let uid = str_at(&sa, "/metadata/uid").to_string();
-    let audiences: Vec<String> = req
-        .pointer("/spec/audiences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let audiences = strings_at(&req, "/spec/audiences");
     let expiration = req
         .pointer("/spec/expirationSeconds")
         .and_then(Value::as_i64)
