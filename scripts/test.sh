@@ -9,4 +9,14 @@ if ! python3 -c 'import kubernetes' 2>/dev/null; then
     python3 -m pip install --quiet 'kubernetes>=31' || echo "test: pip install kubernetes failed; Python client tests will say so" >&2
 fi
 
-cargo test --workspace --no-fail-fast -- --include-ignored
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast -- --include-ignored 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run: cargo prints one per test binary, the last
+# of which is often an empty doc-test run.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
