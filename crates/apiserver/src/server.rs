@@ -64,7 +64,7 @@ pub struct Running {
 fn read_or_create_token(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
     let path = dir.join("token");
     if let Some(t) = given {
-        write_private(&path, t)?;
+        crate::pki::write_atomic(&path, t.as_bytes(), 0o600)?;
         return Ok(t.to_string());
     }
     if let Ok(t) = std::fs::read_to_string(&path) {
@@ -74,20 +74,8 @@ fn read_or_create_token(dir: &Path, given: Option<&str>) -> anyhow::Result<Strin
         }
     }
     let token = format!("K10{}", uuid::Uuid::new_v4().simple());
-    write_private(&path, &token)?;
+    crate::pki::write_atomic(&path, token.as_bytes(), 0o600)?;
     Ok(token)
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    std::io::Write::write_all(&mut f, text.as_bytes())?;
-    Ok(())
 }
 
 /// The cluster CA and token-signing key come from the store when another server

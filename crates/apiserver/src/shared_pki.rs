@@ -35,6 +35,8 @@ pub enum SharedPkiError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
 }
 
 fn cipher(token: &str) -> LessSafeKey {
@@ -110,7 +112,7 @@ pub async fn fetch(store: &dyn Store, token: &str, tls_dir: &Path) -> Result<boo
         let path = tls_dir.join(name);
         let current = std::fs::read(&path).ok();
         if current.as_deref() != Some(&bytes[..]) {
-            write_private(&path, &bytes)?;
+            crate::pki::write_atomic(&path, &bytes, 0o600)?;
         }
     }
     Ok(true)
@@ -138,21 +140,6 @@ pub async fn publish(
         Err(StoreError::AlreadyExists(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SharedPkiError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    std::io::Write::write_all(&mut f, bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
 }
 
 #[cfg(test)]
