@@ -424,6 +424,14 @@ fn access_is_checked_per_user() {
     );
     let out = as_bob(&["create", "configmap", "x"]);
     assert!(!out.status.success(), "view must not allow create");
+    let rules = as_bob(&["auth", "can-i", "--list", "-n", "default"]);
+    let listed = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("pods ") && l.contains("[get list watch]")),
+        "{listed}"
+    );
     assert_eq!(
         c.ok(&["auth", "can-i", "create", "deployments"]).trim(),
         "yes"

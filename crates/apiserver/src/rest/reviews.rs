@@ -60,9 +60,32 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             access_review(api, &subject, &mut review, ns.as_deref())
         }
         "selfsubjectrulesreviews" => {
+            let ns = str_at(&review, "/spec/namespace").to_string();
+            let (mut resource_rules, mut non_resource_rules) = (Vec::new(), Vec::new());
+            for rule in api.authz.rules_for(call.user, &ns) {
+                match &rule.non_resource_urls {
+                    Some(urls) if !urls.is_empty() => {
+                        non_resource_rules
+                            .push(json!({"verbs": rule.verbs, "nonResourceURLs": urls}));
+                    }
+                    _ => {
+                        let mut r = json!({
+                            "verbs": rule.verbs,
+                            "apiGroups": rule.api_groups.clone().unwrap_or_default(),
+                            "resources": rule.resources.clone().unwrap_or_default(),
+                        });
+                        if let Some(names) = rule.resource_names.as_ref().filter(|n| !n.is_empty())
+                        {
+                            r["resourceNames"] = json!(names);
+                        }
+                        resource_rules.push(r);
+                    }
+                }
+            }
             review["status"] = json!({
-                "resourceRules": [], "nonResourceRules": [], "incomplete": true,
-                "evaluationError": "listing rules is not supported by this authorizer",
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource_rules,
+                "incomplete": false,
             });
             json_value(StatusCode::CREATED, &review)
         }
