@@ -7,13 +7,12 @@ use std::sync::Arc;
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::Shared;
 use crate::driver::{self, Queue};
-use crate::error::{Context, Error, Result, is_not_found};
+use crate::error::{Error, Result};
 use crate::informer::Informer;
 use crate::meta::{claim, controller_of, matches, now, selector};
 use crate::pods::{self, deletion_order, is_active};
@@ -195,19 +194,5 @@ async fn write_status(ctx: &Shared, rs: &ReplicaSet, status: ReplicaSetStatus) -
     }
     let mut updated = rs.clone();
     updated.status = Some(status);
-    let ns = rs.namespace().unwrap_or_default();
-    match ctx
-        .api::<ReplicaSet>(&ns)
-        .replace_status(&rs.name_any(), &PostParams::default(), &updated)
-        .await
-    {
-        Ok(written) => {
-            ctx.replica_sets
-                .wait_for_write(&written, crate::CACHE_WAIT)
-                .await;
-            Ok(())
-        }
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("updating status of replicaset {ns}/{}", rs.name_any())),
-    }
+    crate::workload::replace_status(ctx, &ctx.replica_sets, updated).await
 }

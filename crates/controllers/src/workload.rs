@@ -172,3 +172,43 @@ where
         None => Ok(()),
     }
 }
+
+/// Writes `updated` through the status subresource and waits until `informer`
+/// shows the write, so the next reconcile does not act on the older status. An
+/// object deleted meanwhile is not an error.
+pub async fn replace_status<K>(
+    ctx: &Shared,
+    informer: &crate::informer::Informer<K>,
+    updated: K,
+) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use crate::error::Context;
+    let ns = updated.namespace().unwrap_or_default();
+    let name = updated.name_any();
+    match ctx
+        .api::<K>(&ns)
+        .replace_status(&name, &PostParams::default(), &updated)
+        .await
+    {
+        Ok(written) => {
+            informer.wait_for_write(&written, CACHE_WAIT).await;
+            Ok(())
+        }
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e).ctx(|| {
+            format!(
+                "updating status of {} {ns}/{name}",
+                K::kind(&()).to_lowercase()
+            )
+        }),
+    }
+}

@@ -352,17 +352,5 @@ async fn write_status(ctx: &Shared, cj: &CronJob, status: CronJobStatus) -> Resu
     }
     let mut updated = cj.clone();
     updated.status = Some(status);
-    let ns = cj.namespace().unwrap_or_default();
-    match ctx
-        .api::<CronJob>(&ns)
-        .replace_status(&cj.name_any(), &PostParams::default(), &updated)
-        .await
-    {
-        Ok(written) => {
-            ctx.cron_jobs.wait_for_write(&written, CACHE_WAIT).await;
-            Ok(())
-        }
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("updating status of cronjob {ns}/{}", cj.name_any())),
-    }
+    crate::workload::replace_status(ctx, &ctx.cron_jobs, updated).await
 }

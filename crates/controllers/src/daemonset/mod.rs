@@ -12,18 +12,17 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::PostParams;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
+use crate::Shared;
 use crate::deployment::scaled_value;
 use crate::driver::{self, Queue};
-use crate::error::{Context, Error, Result, is_not_found};
+use crate::error::{Error, Result};
 use crate::meta::{claim, controller_of, controller_ref, now, selector};
 use crate::pods::{is_available, is_ready, seconds_to_available};
 use crate::revisions::{self, HASH_LABEL};
 use crate::workload::{create_pods, delete_pods};
-use crate::{CACHE_WAIT, Shared};
 
 const COMPONENT: &str = "daemonset-controller";
 const REVISION_LABEL: &str = "controller-revision-hash";
@@ -356,17 +355,5 @@ async fn write_status(ctx: &Shared, ds: &DaemonSet, status: DaemonSetStatus) -> 
     }
     let mut updated = ds.clone();
     updated.status = Some(status);
-    let ns = ds.namespace().unwrap_or_default();
-    match ctx
-        .api::<DaemonSet>(&ns)
-        .replace_status(&ds.name_any(), &PostParams::default(), &updated)
-        .await
-    {
-        Ok(written) => {
-            ctx.daemon_sets.wait_for_write(&written, CACHE_WAIT).await;
-            Ok(())
-        }
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("updating status of daemonset {ns}/{}", ds.name_any())),
-    }
+    crate::workload::replace_status(ctx, &ctx.daemon_sets, updated).await
 }

@@ -467,17 +467,5 @@ async fn write_status(ctx: &Shared, set: &StatefulSet, status: StatefulSetStatus
     }
     let mut updated = set.clone();
     updated.status = Some(status);
-    let ns = set.namespace().unwrap_or_default();
-    match ctx
-        .api::<StatefulSet>(&ns)
-        .replace_status(&set.name_any(), &PostParams::default(), &updated)
-        .await
-    {
-        Ok(written) => {
-            ctx.stateful_sets.wait_for_write(&written, CACHE_WAIT).await;
-            Ok(())
-        }
-        Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(e).ctx(|| format!("updating status of statefulset {ns}/{}", set.name_any())),
-    }
+    crate::workload::replace_status(ctx, &ctx.stateful_sets, updated).await
 }
