@@ -192,6 +192,33 @@ impl PodInfo {
     }
 }
 
+type WeightedTerms = Vec<(i64, AffinityTerm)>;
+
+/// The required and weighted terms of a pod (anti-)affinity, which share a shape.
+fn parse_pod_terms(
+    required: Option<&[k8s_openapi::api::core::v1::PodAffinityTerm]>,
+    preferred: Option<&[k8s_openapi::api::core::v1::WeightedPodAffinityTerm]>,
+    ns: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Result<(Vec<AffinityTerm>, WeightedTerms), String> {
+    let required = required
+        .unwrap_or_default()
+        .iter()
+        .map(|t| AffinityTerm::parse(t, ns, labels))
+        .collect::<Result<_, _>>()?;
+    let preferred = preferred
+        .unwrap_or_default()
+        .iter()
+        .map(|w| {
+            Ok((
+                i64::from(w.weight),
+                AffinityTerm::parse(&w.pod_affinity_term, ns, labels)?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((required, preferred))
+}
+
 fn parse_constraints(info: &mut PodInfo, pod: &Pod) -> Result<(), String> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(());
@@ -214,41 +241,28 @@ fn parse_constraints(info: &mut PodInfo, pod: &Pod) -> Result<(), String> {
             }
         }
         if let Some(pa) = affinity.pod_affinity.as_ref() {
-            for t in pa
-                .required_during_scheduling_ignored_during_execution
-                .iter()
-                .flatten()
-            {
-                info.required_affinity
-                    .push(AffinityTerm::parse(t, &ns, &labels)?);
-            }
-            for w in pa
-                .preferred_during_scheduling_ignored_during_execution
-                .iter()
-                .flatten()
-            {
-                let term = AffinityTerm::parse(&w.pod_affinity_term, &ns, &labels)?;
-                info.preferred_affinity.push((i64::from(w.weight), term));
-            }
+            let (required, preferred) = parse_pod_terms(
+                pa.required_during_scheduling_ignored_during_execution
+                    .as_deref(),
+                pa.preferred_during_scheduling_ignored_during_execution
+                    .as_deref(),
+                &ns,
+                &labels,
+            )?;
+            info.required_affinity.extend(required);
+            info.preferred_affinity.extend(preferred);
         }
         if let Some(pa) = affinity.pod_anti_affinity.as_ref() {
-            for t in pa
-                .required_during_scheduling_ignored_during_execution
-                .iter()
-                .flatten()
-            {
-                info.required_anti_affinity
-                    .push(AffinityTerm::parse(t, &ns, &labels)?);
-            }
-            for w in pa
-                .preferred_during_scheduling_ignored_during_execution
-                .iter()
-                .flatten()
-            {
-                let term = AffinityTerm::parse(&w.pod_affinity_term, &ns, &labels)?;
-                info.preferred_anti_affinity
-                    .push((i64::from(w.weight), term));
-            }
+            let (required, preferred) = parse_pod_terms(
+                pa.required_during_scheduling_ignored_during_execution
+                    .as_deref(),
+                pa.preferred_during_scheduling_ignored_during_execution
+                    .as_deref(),
+                &ns,
+                &labels,
+            )?;
+            info.required_anti_affinity.extend(required);
+            info.preferred_anti_affinity.extend(preferred);
         }
     }
     for c in spec.topology_spread_constraints.iter().flatten() {
