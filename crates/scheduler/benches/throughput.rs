@@ -7,6 +7,10 @@
 //! `--live` creates the pods while the scheduler runs and times from the first
 //! pod created to the last bound.
 
+// The same allocator as the `flotilla` binary, which runs the scheduler in-process.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 
