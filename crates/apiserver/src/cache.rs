@@ -5,7 +5,7 @@
 //! concatenation of those bytes, never a re-serialization.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -424,9 +424,26 @@ pub fn resource_of(key: &str) -> &str {
 }
 
 /// Turns a stored value into an entry: sets the resourceVersion and extracts what
-/// selectors need. A value that is not a JSON object is skipped with a warning —
-/// one corrupt record must not take the server down.
+/// selectors need, straight from the bytes when they have the usual shape. A value
+/// that is not a JSON object is skipped with a warning — one corrupt record must
+/// not take the server down.
 fn ingest(kv: &KeyValue, rev: Revision) -> Option<Entry> {
+    if let Some(json) = crate::stored::stamp(&kv.value, rev) {
+        let (names, paths) = selectable_paths(resource_of(&kv.key));
+        if let Some(found) = crate::stored::extract(&json, paths, names.len()) {
+            return Some(Entry {
+                key: kv.key.clone(),
+                json,
+                mod_revision: rev,
+                labels: found.labels,
+                fields: names
+                    .iter()
+                    .zip(found.values)
+                    .map(|(name, v)| (*name, v.unwrap_or_else(|| absent_field(name).into())))
+                    .collect(),
+            });
+        }
+    }
     let mut value: Value = match serde_json::from_slice(&kv.value) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -435,6 +452,52 @@ fn ingest(kv: &KeyValue, rev: Revision) -> Option<Entry> {
         }
     };
     Some(entry_from(kv.key.clone(), &mut value, rev))
+}
+
+/// The selectable field names of a resource (metadata.name and .namespace first)
+/// and the tree of paths that extracts them, built once per resource.
+fn selectable_paths(resource: &str) -> &'static (Vec<&'static str>, crate::stored::Paths) {
+    static PATHS: OnceLock<HashMap<&'static str, (Vec<&'static str>, crate::stored::Paths)>> =
+        OnceLock::new();
+    let all = PATHS.get_or_init(|| {
+        [
+            "",
+            "pods",
+            "events",
+            "secrets",
+            "nodes",
+            "namespaces",
+            "replicasets",
+            "replicationcontrollers",
+            "jobs",
+        ]
+        .into_iter()
+        .map(|r| {
+            let names: Vec<&'static str> = ["metadata.name", "metadata.namespace"]
+                .into_iter()
+                .chain(field_names(r).iter().copied())
+                .collect();
+            let paths: Vec<Vec<&'static str>> = names
+                .iter()
+                .map(|n| match *n {
+                    "source" => vec!["source", "component"],
+                    n => n.split('.').collect(),
+                })
+                .collect();
+            (r, (names, crate::stored::Paths::new(&paths)))
+        })
+        .collect()
+    });
+    all.get(resource).unwrap_or(&all[""])
+}
+
+/// Kubernetes selects absent booleans as "false" and absent strings as "".
+fn absent_field(name: &str) -> &'static str {
+    if name.ends_with("hostNetwork") || name.ends_with("unschedulable") {
+        "false"
+    } else {
+        ""
+    }
 }
 
 /// Builds an entry from a decoded object, stamping `rev` as its resourceVersion.
@@ -518,11 +581,73 @@ fn selectable_fields(resource: &str, value: &Value) -> Vec<(&'static str, String
             Some(Value::String(s)) => s.clone(),
             Some(Value::Bool(b)) => b.to_string(),
             Some(Value::Number(n)) => n.to_string(),
-            // Kubernetes selects absent booleans as "false" and absent strings as "".
-            _ if name.ends_with("hostNetwork") || name.ends_with("unschedulable") => "false".into(),
-            _ => String::new(),
+            _ => absent_field(name).into(),
         };
         out.push((*name, text));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn kv(key: &str, v: &Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: serde_json::to_vec(v).unwrap().into(),
+            create_revision: 1,
+            mod_revision: 1,
+        }
+    }
+
+    /// The byte-level path gives what decoding the whole object gives.
+    #[test]
+    fn ingest_matches_the_tree_path() {
+        let objects = [
+            (
+                "/registry/pods/ns/p",
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "w\"eb"}},
+                    "spec": {"nodeName": "n1", "schedulerName": "default-scheduler"},
+                    "status": {"phase": "Pending"}}),
+            ),
+            (
+                "/registry/events/ns/e",
+                json!({"metadata": {"name": "e", "namespace": "ns"}, "reason": "Scheduled",
+                    "source": {"component": "default-scheduler"}, "involvedObject": {"kind": "Pod"}}),
+            ),
+            (
+                "/registry/nodes/n1",
+                json!({"metadata": {"name": "n1"}, "spec": {"unschedulable": true}}),
+            ),
+            ("/registry/nodes/n2", json!({"metadata": {"name": "n2"}})),
+            (
+                "/registry/replicasets/ns/r",
+                json!({"metadata": {"name": "r", "namespace": "ns"}, "status": {"replicas": 3}}),
+            ),
+            (
+                "/registry/configmaps/ns/c",
+                json!({"metadata": {}, "data": {"a": "b"}}),
+            ),
+        ];
+        for (key, obj) in objects {
+            let fast = ingest(&kv(key, &obj), 9).unwrap();
+            let mut v = obj.clone();
+            let slow = entry_from(key.into(), &mut v, 9);
+            assert_eq!(fast.fields, slow.fields, "{key}");
+            assert_eq!(fast.labels, slow.labels, "{key}");
+            let a: Value = serde_json::from_slice(&fast.json).unwrap();
+            let b: Value = serde_json::from_slice(&slow.json).unwrap();
+            assert_eq!(a, b, "{key}");
+            assert_eq!(a["metadata"]["resourceVersion"], "9");
+        }
+        // Not an object: skipped.
+        let mut bad = kv("/registry/pods/ns/x", &json!([1]));
+        assert!(ingest(&bad, 2).is_none());
+        bad.value = b"{not json".to_vec().into();
+        assert!(ingest(&bad, 2).is_none());
+    }
 }

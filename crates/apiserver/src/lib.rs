@@ -18,6 +18,7 @@ pub mod rest;
 pub mod selectors;
 pub mod server;
 pub mod shared_pki;
+pub mod stored;
 pub mod table;
 pub mod tls;
 

@@ -17,20 +17,54 @@ const MAX_ATTEMPTS: usize = 16;
 
 /// Serializes an object for the store: the resourceVersion is the key's revision
 /// and is never stored, as in Kubernetes.
-fn to_stored(obj: &Value) -> ApiResult<Bytes> {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
-    }
-    serde_json::to_vec(&obj)
+fn to_stored(obj: &mut Value) -> ApiResult<Bytes> {
+    let meta = obj.get_mut("metadata").and_then(Value::as_object_mut);
+    let rv = meta.and_then(|m| m.remove("resourceVersion"));
+    let out = serde_json::to_vec(obj)
         .map(Bytes::from)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| ApiError::Internal(e.to_string()));
+    if let Some(rv) = rv
+        && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.insert("resourceVersion".into(), rv);
+    }
+    out
 }
 
-/// The response body for a written object: as stored, stamped with its revision.
+/// The response body for an object: as stored, stamped with its revision.
 fn respond(code: StatusCode, key: &str, mut obj: Value, rev: Revision) -> Response {
     let entry = entry_from(key.to_string(), &mut obj, rev);
     json_bytes(code, entry.json)
+}
+
+/// The response body for an object just written: the bytes stored, stamped with
+/// the write's revision (no second encoding).
+fn respond_stored(
+    code: StatusCode,
+    key: &str,
+    stored: &Bytes,
+    obj: Value,
+    rev: Revision,
+) -> Response {
+    match crate::stored::stamp(stored, rev) {
+        Some(json) => json_bytes(code, json),
+        None => respond(code, key, obj, rev),
+    }
+}
+
+/// Stores `new` over revision `rev` and answers with it as stored.
+async fn store_update(
+    api: &Api,
+    key: &str,
+    mut new: Value,
+    rev: Revision,
+) -> ApiResult<Result<Response, StoreError>> {
+    let stored = to_stored(&mut new)?;
+    Ok(api
+        .store
+        .update(key, stored.clone(), rev)
+        .await
+        .map(|kv| respond_stored(StatusCode::OK, key, &stored, new, kv.mod_revision)))
 }
 
 fn name_of(obj: &Value) -> &str {
@@ -57,8 +91,15 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         }
         return Ok(respond(StatusCode::CREATED, &key, obj, 0));
     }
-    match api.store.create(&key, to_stored(&obj)?).await {
-        Ok(kv) => Ok(respond(StatusCode::CREATED, &key, obj, kv.mod_revision)),
+    let stored = to_stored(&mut obj)?;
+    match api.store.create(&key, stored.clone()).await {
+        Ok(kv) => Ok(respond_stored(
+            StatusCode::CREATED,
+            &key,
+            &stored,
+            obj,
+            kv.mod_revision,
+        )),
         Err(StoreError::AlreadyExists(_)) => {
             strategy::release_on_failed_create(api, call, &obj).await;
             Err(ApiError::already_exists(
@@ -96,7 +137,7 @@ async fn current(api: &Api, key: &str, fresh: bool) -> ApiResult<Option<(Value, 
 }
 
 /// Runs `change` on the current object until its compare-and-swap wins.
-/// `change` returns the new object, or `None` to leave it as it is.
+/// `change` edits the object in place and says whether it changed it.
 async fn guaranteed_update<F>(
     api: &Api,
     call: &Call<'_>,
@@ -104,7 +145,7 @@ async fn guaranteed_update<F>(
     mut change: F,
 ) -> ApiResult<(Value, Revision)>
 where
-    F: FnMut(Value) -> ApiResult<Option<Value>>,
+    F: FnMut(&mut Value) -> ApiResult<bool>,
 {
     let key = call.resource.key(call.namespace(), name);
     let mut fresh = false;
@@ -112,10 +153,11 @@ where
         let Some((cur, rev)) = current(api, &key, fresh).await? else {
             return Err(call.not_found(name));
         };
-        let Some(new) = change(cur.clone())? else {
-            return Ok((cur, rev));
-        };
-        match api.store.update(&key, to_stored(&new)?, rev).await {
+        let mut new = cur;
+        if !change(&mut new)? {
+            return Ok((new, rev));
+        }
+        match api.store.update(&key, to_stored(&mut new)?, rev).await {
             Ok(kv) => return Ok((new, kv.mod_revision)),
             Err(StoreError::Conflict { .. }) => fresh = true,
             Err(StoreError::NotFound(_)) => return Err(call.not_found(name)),
@@ -184,7 +226,7 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
         }
         strategy::merge_subresource(call, &cur, &mut new)?;
         strategy::prepare(api, call, Op::Update, &mut new, Some(&cur)).await?;
-        if strip_rv(&cur) == strip_rv(&new) {
+        if same_but_rv(&cur, &new) {
             return Ok(respond(StatusCode::OK, &key, cur, rev));
         }
         if call.dry_run() {
@@ -202,8 +244,8 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
                 Err(e) => Err(e.into()),
             };
         }
-        match api.store.update(&key, to_stored(&new)?, rev).await {
-            Ok(kv) => return Ok(respond(StatusCode::OK, &key, new, kv.mod_revision)),
+        match store_update(api, &key, new, rev).await? {
+            Ok(resp) => return Ok(resp),
             Err(StoreError::Conflict { .. }) => fresh = true,
             Err(StoreError::NotFound(_)) => return Err(call.not_found(&name)),
             Err(e) => return Err(e.into()),
@@ -216,12 +258,30 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
     ))
 }
 
-fn strip_rv(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("resourceVersion");
+/// Whether two objects differ in nothing but `metadata.resourceVersion`.
+fn same_but_rv(a: &Value, b: &Value) -> bool {
+    let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    if x.len() != y.len()
+        || !x
+            .iter()
+            .all(|(k, v)| k == "metadata" || y.get(k) == Some(v))
+    {
+        return false;
     }
-    v
+    match (x.get("metadata"), y.get("metadata")) {
+        (Some(Value::Object(mx)), Some(Value::Object(my))) => {
+            let rest = |m: &serde_json::Map<String, Value>| {
+                m.keys().filter(|k| *k != "resourceVersion").count()
+            };
+            rest(mx) == rest(my)
+                && mx
+                    .iter()
+                    .all(|(k, v)| k == "resourceVersion" || my.get(k) == Some(v))
+        }
+        (mx, my) => mx == my,
+    }
 }
 
 /// DeleteOptions from the body or the query string.
@@ -337,11 +397,11 @@ async fn delete_one(
             return Ok(respond(StatusCode::OK, &key, new, rev));
         }
         if pending {
-            if strip_rv(&new) == strip_rv(&cur) {
+            if same_but_rv(&new, &cur) {
                 return Ok(respond(StatusCode::OK, &key, cur, rev));
             }
-            match api.store.update(&key, to_stored(&new)?, rev).await {
-                Ok(kv) => return Ok(respond(StatusCode::OK, &key, new, kv.mod_revision)),
+            match store_update(api, &key, new, rev).await? {
+                Ok(resp) => return Ok(resp),
                 Err(StoreError::Conflict { .. }) => {
                     fresh = true;
                     continue;
@@ -438,7 +498,7 @@ pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     }
     let name = call.info.name.clone();
     let now = strategy::now_rfc3339();
-    guaranteed_update(api, call, &name, |mut pod| {
+    guaranteed_update(api, call, &name, |pod| {
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
                 "",
@@ -460,8 +520,8 @@ pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             ));
         }
         pod["spec"]["nodeName"] = Value::String(node.clone());
-        strategy::set_condition(&mut pod, "PodScheduled", "True", None, None, &now);
-        Ok(Some(pod))
+        strategy::set_condition(pod, "PodScheduled", "True", None, None, &now);
+        Ok(true)
     })
     .await?;
     json_value(
@@ -561,7 +621,7 @@ async fn take_disruption(api: &Api, key: &str, pod: &str) -> ApiResult<()> {
             pdb["status"]["disruptedPods"] = json!({});
         }
         pdb["status"]["disruptedPods"][pod] = json!(super::strategy::now_rfc3339());
-        match api.store.update(key, to_stored(&pdb)?, rev).await {
+        match api.store.update(key, to_stored(&mut pdb)?, rev).await {
             Ok(_) => return Ok(()),
             Err(StoreError::Conflict { .. }) => continue,
             Err(StoreError::NotFound(_)) => return Ok(()),
@@ -641,9 +701,9 @@ pub async fn get_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
 
 pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let name = call.info.name.clone();
-    let (obj, rev) = guaranteed_update(api, call, &name, |mut obj| {
+    let (obj, rev) = guaranteed_update(api, call, &name, |obj| {
         let scale = match call.info.verb.as_str() {
-            "patch" => super::patch::apply_patch_to(call, &scale_of(call, &obj), "autoscaling/v1", "Scale")?,
+            "patch" => super::patch::apply_patch_to(call, &scale_of(call, obj), "autoscaling/v1", "Scale")?,
             _ => decode_body(&call.body, call.content_type())?,
         };
         let wanted = scale.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("");
@@ -666,11 +726,11 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         }
         let (spec_path, _, _) = super::custom::scale_paths(call);
         if obj.pointer(&spec_path).and_then(Value::as_i64) == Some(replicas) {
-            return Ok(None);
+            return Ok(false);
         }
-        set_at(&mut obj, &spec_path, json!(replicas));
-        strategy::bump_generation(&mut obj);
-        Ok(Some(obj))
+        set_at(obj, &spec_path, json!(replicas));
+        strategy::bump_generation(obj);
+        Ok(true)
     })
     .await?;
     let mut obj = obj;
