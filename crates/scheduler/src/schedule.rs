@@ -138,13 +138,22 @@ impl Scheduler {
         let want = num_feasible_to_find(num_nodes, self.percentage);
         let n = nodes.len();
         let start = self.next_start % n.max(1);
+        let early = self.framework.early_filters();
         let mut feasible = Vec::with_capacity(want.min(n));
         let mut failures = Vec::new();
+        let mut skipped = 0;
         let mut processed = 0;
         for k in 0..n {
             let i = (start + k) % n;
             processed = k + 1;
             if nodes[i].node.is_none() {
+                continue;
+            }
+            if !early
+                .iter()
+                .all(|f| f.filter(&state, cache, &nodes[i]).is_ok())
+            {
+                skipped += 1;
                 continue;
             }
             match self.framework.filter(&state, cache, &nodes[i]) {
@@ -158,7 +167,15 @@ impl Scheduler {
             }
         }
         self.next_start = (start + processed) % n.max(1);
-        let evaluated = feasible.len() + failures.len();
+        if feasible.is_empty() && skipped > 0 {
+            // Every node was visited: report each one's first failure in order.
+            failures = (0..n)
+                .filter(|&i| nodes[i].node.is_some())
+                .filter_map(|i| Some((i, self.framework.filter(&state, cache, &nodes[i]).err()?)))
+                .collect();
+        }
+        let evaluated =
+            feasible.len() + failures.len() + if feasible.is_empty() { 0 } else { skipped };
         match feasible.len() {
             0 => Err(no_fit(None, failures)),
             1 => Ok(Placement {

@@ -101,6 +101,12 @@ pub trait FilterPlugin: Send + Sync {
     }
 
     fn filter(&self, state: &CycleState, cache: &Cache, node: &NodeInfo) -> Result<(), Failure>;
+
+    /// Whether this filter is cheap and often decisive enough to run before the
+    /// others while searching for feasible nodes (see [`Framework::passes_early`]).
+    fn early(&self) -> bool {
+        false
+    }
 }
 
 pub trait ScorePlugin: Send + Sync {
@@ -157,6 +163,18 @@ impl Framework {
         self.filters
             .iter()
             .try_for_each(|f| f.pre_filter(state, cache))
+    }
+
+    /// The filters that run early. Feasibility does not depend on the order filters
+    /// run in, only the reported reason does, so the search may skip a node on an
+    /// early filter's word; when no node is feasible, the reasons are collected
+    /// again in order with [`Framework::filter`].
+    pub fn early_filters(&self) -> Vec<&dyn FilterPlugin> {
+        self.filters
+            .iter()
+            .filter(|f| f.early())
+            .map(|f| f.as_ref())
+            .collect()
     }
 
     /// Runs the filters in order; the first rejection decides, as in Kubernetes.

@@ -280,6 +280,11 @@ impl FilterPlugin for PodTopologySpread {
         }
         Ok(())
     }
+
+    /// An array lookup per node that rejects most nodes under a tight `maxSkew`.
+    fn early(&self) -> bool {
+        true
+    }
 }
 
 /// Marks a node that lacks a constraint's topology key: scored 0.

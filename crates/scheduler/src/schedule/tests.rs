@@ -176,3 +176,50 @@ fn cycle_cost_at_5000_nodes() {
         println!("spread={spread}: {per:?} per pod");
     }
 }
+
+/// Topology spreading runs first during the search, but the message still names
+/// each node's first failure in Kubernetes' order, and a node the early filter
+/// passes is still checked by every other filter.
+#[test]
+fn early_spread_filter_keeps_kubernetes_reasons() {
+    let web = |name: &str, node: &str| PodBuilder::new(name).label("app", "web").node(node).build();
+    let nodes = [
+        NodeBuilder::new("a1").label("zone", "a").cpu("1").build(),
+        NodeBuilder::new("a2")
+            .label("zone", "a")
+            .taint("dedicated", "gpu", "NoSchedule")
+            .build(),
+        NodeBuilder::new("b1").label("zone", "b").cpu("1").build(),
+    ];
+    // Zone a has two matching pods and zone b none: a is out by skew, b by cpu.
+    let placed = [web("w1", "a1"), web("w2", "a1")];
+    let cache = cache_with(&nodes, &placed);
+    let pod = info(
+        &PodBuilder::new("p")
+            .label("app", "web")
+            .cpu("2")
+            .spread("zone", 1, "DoNotSchedule", &[("app", "web")])
+            .build(),
+    );
+    let err = scheduler().schedule(&cache, &pod).unwrap_err();
+    assert_eq!(
+        err.message(),
+        "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, \
+         2 Insufficient cpu."
+    );
+    // With room on b1, the skew rules out zone a and b1 is chosen.
+    let nodes = [
+        NodeBuilder::new("a1").label("zone", "a").build(),
+        NodeBuilder::new("b1").label("zone", "b").build(),
+    ];
+    let cache = cache_with(&nodes, &placed);
+    let pod = info(
+        &PodBuilder::new("p")
+            .label("app", "web")
+            .spread("zone", 1, "DoNotSchedule", &[("app", "web")])
+            .build(),
+    );
+    for _ in 0..5 {
+        assert_eq!(scheduler().schedule(&cache, &pod).unwrap().node, "b1");
+    }
+}
