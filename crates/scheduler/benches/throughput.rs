@@ -3,7 +3,8 @@
 //! started in-process; measured until every pod is bound.
 //!
 //! `cargo build --release -p flotilla && cargo bench -p scheduler`
-//! (`-- --nodes 500 --pods 5000 [--spread] [--no-events] [--live]` for one run).
+//! (`-- --nodes 500 --pods 5000 [--spread] [--no-events] [--live]` for one scenario,
+//! `--repeat N` to run each scenario N times and print the medians).
 //! `--live` creates the pods while the scheduler runs and times from the first
 //! pod created to the last bound.
 
@@ -119,7 +120,8 @@ async fn wait_bound(stats: &Stats, m: usize) {
     }
 }
 
-async fn run(s: Scenario) {
+/// Pods per second over the whole run and after the first bind.
+async fn run(s: Scenario) -> (f64, f64) {
     let bin = common::flotilla_bin("release");
     let server = common::ApiServer::start_with(&bin).await;
     let server_pid = server.pid().to_string();
@@ -187,7 +189,7 @@ async fn run(s: Scenario) {
     println!(
         "nodes={} pods={} spread={} events={} live={} binds={}\n  \
          created nodes in {nodes_secs:.1}s, pods in {create_secs:.1}s ({:.0}/s)\n  \
-         all bound in {:.2}s: {:.0} pods/s overall, {:.0} pods/s after the first bind at {:.2}s\n  \
+         all bound in {:.2}s: {:.0} pods/s overall, {:.0} pods/s after the first bind at {:.2}s (informers synced at {:.2}s)\n  \
          scheduling cycles: {} total {:.2}s, {:.0} µs/pod; informer updates: {} applied in {:.2}s; bind errors {}\n  \
          CPU during the run: API server {server_cpu:.1}s, bench process (scheduler + clients) {own_cpu:.1}s",
         s.nodes,
@@ -201,6 +203,7 @@ async fn run(s: Scenario) {
         s.pods as f64 / total.as_secs_f64(),
         s.pods as f64 / steady,
         first.as_secs_f64(),
+        g(&stats.synced_nanos) as f64 / 1e9,
         cycles,
         g(&stats.cycle_nanos) as f64 / 1e9,
         g(&stats.cycle_nanos) as f64 / 1e3 / cycles as f64,
@@ -208,6 +211,10 @@ async fn run(s: Scenario) {
         g(&stats.apply_nanos) as f64 / 1e9,
         g(&stats.bind_errors),
     );
+    (
+        s.pods as f64 / total.as_secs_f64().max(1e-9),
+        s.pods as f64 / steady,
+    )
 }
 
 fn main() {
@@ -260,7 +267,21 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let repeat = value("--repeat").unwrap_or(1).max(1);
     for s in scenarios {
-        rt.block_on(run(s));
+        let mut runs: Vec<(f64, f64)> = (0..repeat).map(|_| rt.block_on(run(s))).collect();
+        if repeat > 1 {
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let mut overall: Vec<f64> = runs.iter().map(|r| r.0).collect();
+            let mut steady: Vec<f64> = runs.drain(..).map(|r| r.1).collect();
+            println!(
+                "median of {repeat}: {:.0} pods/s overall, {:.0} pods/s after the first bind\n",
+                median(&mut overall),
+                median(&mut steady)
+            );
+        }
     }
 }

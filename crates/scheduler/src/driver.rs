@@ -117,6 +117,8 @@ impl Driver {
         mut binds: mpsc::UnboundedReceiver<BindResult>,
     ) {
         let mut flush = tokio::time::interval(std::time::Duration::from_secs(30));
+        let began = StdInstant::now();
+        let mut was_synced = false;
         loop {
             // Catch up with everything already reported before deciding.
             let started = StdInstant::now();
@@ -133,9 +135,12 @@ impl Driver {
             }
             let now = Instant::now();
             self.queue.flush_backoff(now);
-            if self.synced()
-                && let Some(qp) = self.queue.pop()
-            {
+            let synced = self.synced();
+            if synced && !was_synced {
+                was_synced = true;
+                self.stats.set_synced(began.elapsed());
+            }
+            if synced && let Some(qp) = self.queue.pop() {
                 self.schedule_one(qp).await;
                 // Let informers and bind tasks run between cycles.
                 tokio::task::yield_now().await;

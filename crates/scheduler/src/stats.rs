@@ -13,6 +13,8 @@ pub struct Stats {
     pub bound: AtomicU64,
     pub bind_errors: AtomicU64,
     pub unschedulable: AtomicU64,
+    /// Time from the start until every informer had listed, in nanoseconds.
+    pub synced_nanos: AtomicU64,
 }
 
 impl Stats {
@@ -36,6 +38,10 @@ impl Stats {
 
     pub fn add_unschedulable(&self) {
         self.unschedulable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set_synced(&self, d: Duration) {
+        self.synced_nanos.store(nanos(d), Ordering::Relaxed);
     }
 
     pub fn get(v: &AtomicU64) -> u64 {
