@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::node::{NodeInfo, NodeSpecInfo};
-use crate::pod::PodInfo;
+use crate::pod::{ControllerKind, PodInfo};
 use crate::selectors::{Labels, NodeSelectorTerms};
 use apimachinery::selectors::LabelSelector;
 
@@ -27,6 +27,17 @@ pub struct BudgetInfo {
     pub namespace: String,
     pub selector: LabelSelector,
     pub disruptions_allowed: i64,
+}
+
+/// What a controller selects, in the form default topology spreading merges.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControllerSelector {
+    /// A ReplicationController's `spec.selector` map: merged into the label set.
+    Labels(Labels),
+    /// A ReplicaSet's or StatefulSet's `spec.selector` as `matchExpressions`
+    /// (its `matchLabels` as `In`), added as requirements; empty when the
+    /// selector is absent or invalid.
+    Requirements(Vec<serde_json::Value>),
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +83,12 @@ pub struct Cache {
     pub default_priority_class: Option<String>,
     /// Pending pods nominated to a node by preemption, by node.
     pub nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    /// Non-empty Service selectors by namespace, then Service name: only a
+    /// pod's own namespace is ever read.
+    services: HashMap<String, HashMap<String, Labels>>,
+    /// ReplicationController, ReplicaSet and StatefulSet selectors by kind
+    /// and `namespace/name`.
+    pub controllers: HashMap<(ControllerKind, String), ControllerSelector>,
 }
 
 impl Cache {
@@ -172,6 +189,45 @@ impl Cache {
 
     pub fn nodes_with_image(&self, image: &str) -> usize {
         self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    /// Records the selector of Service `namespace/name`; `None` or an empty
+    /// selector (which selects nothing to spread by) removes it.
+    pub fn set_service(&mut self, key: &str, selector: Option<Labels>) {
+        let (ns, name) = key.split_once('/').unwrap_or(("", key));
+        match selector.filter(|s| !s.is_empty()) {
+            Some(sel) => {
+                self.services
+                    .entry(ns.to_string())
+                    .or_default()
+                    .insert(name.to_string(), sel);
+            }
+            None => {
+                if let Some(names) = self.services.get_mut(ns) {
+                    names.remove(name);
+                    if names.is_empty() {
+                        self.services.remove(ns);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The selectors of the Services in `ns` that have one.
+    pub fn service_selectors(&self, ns: &str) -> impl Iterator<Item = &Labels> {
+        self.services.get(ns).into_iter().flat_map(HashMap::values)
+    }
+
+    pub fn controller(
+        &self,
+        kind: ControllerKind,
+        ns: &str,
+        name: &str,
+    ) -> Option<&ControllerSelector> {
+        if self.controllers.is_empty() {
+            return None;
+        }
+        self.controllers.get(&(kind, format!("{ns}/{name}")))
     }
 
     pub fn namespace_labels(&self, ns: &str) -> Option<Labels> {

@@ -378,6 +378,10 @@ fn kind_of(u: &Update) -> Kind {
         Update::StorageClass(_) => Kind::StorageClass,
         Update::Budget(_) => Kind::Budget,
         Update::PriorityClass(_) => Kind::PriorityClass,
+        Update::Service(_) => Kind::Service,
+        Update::ReplicationController(_) => Kind::ReplicationController,
+        Update::ReplicaSet(_) => Kind::ReplicaSet,
+        Update::StatefulSet(_) => Kind::StatefulSet,
         Update::Unavailable(k) => *k,
     }
 }
@@ -429,5 +433,75 @@ mod tests {
         assert_eq!(deleted, vec!["a", "c"]);
         let (_, deleted) = keys(known.ops(watcher::Event::Delete("b".to_string()), key));
         assert_eq!(deleted, vec!["b"]);
+    }
+
+    #[test]
+    fn services_and_controllers_reach_the_cache() {
+        use crate::cache::ControllerSelector;
+        use crate::pod::ControllerKind;
+        let mut cache = Cache::default();
+        let mut known: HashMap<Kind, Known> = HashMap::new();
+        let mut apply = |cache: &mut Cache, u: Update| {
+            let k = known.entry(kind_of(&u)).or_default();
+            assert!(!objects::apply_other(cache, KnownRef(k), u));
+        };
+        let svc = |name: &str, selector: serde_json::Value| {
+            serde_json::from_value(json!({"metadata": {"name": name, "namespace": "ns"},
+                "spec": {"selector": selector}}))
+            .expect("service")
+        };
+        apply(
+            &mut cache,
+            Update::Service(watcher::Event::Apply(svc("web", json!({"app": "web"})))),
+        );
+        apply(
+            &mut cache,
+            Update::Service(watcher::Event::Apply(svc("bare", json!(null)))),
+        );
+        let selectors: Vec<_> = cache.service_selectors("ns").cloned().collect();
+        assert_eq!(selectors.len(), 1);
+        assert!(cache.service_selectors("default").next().is_none());
+        apply(
+            &mut cache,
+            Update::Service(watcher::Event::Delete(svc("web", json!({})))),
+        );
+        assert!(cache.service_selectors("ns").next().is_none());
+
+        let rs: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "namespace": "ns"},
+            "spec": {"selector": {"matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "Exists"}]}}}))
+        .expect("replica set");
+        apply(
+            &mut cache,
+            Update::ReplicaSet(watcher::Event::Apply(rs.clone())),
+        );
+        let Some(ControllerSelector::Requirements(r)) =
+            cache.controller(ControllerKind::ReplicaSet, "ns", "web-1")
+        else {
+            panic!("no requirements kept");
+        };
+        assert_eq!(
+            r,
+            &vec![
+                json!({"key": "app", "operator": "In", "values": ["web"]}),
+                json!({"key": "tier", "operator": "Exists"}),
+            ]
+        );
+        apply(&mut cache, Update::ReplicaSet(watcher::Event::Delete(rs)));
+        assert!(cache.controllers.is_empty());
+
+        let rc: k8s_openapi::api::core::v1::ReplicationController =
+            serde_json::from_value(json!({"metadata": {"name": "rc", "namespace": "ns"},
+                "spec": {"selector": {"app": "old"}}}))
+            .expect("rc");
+        apply(
+            &mut cache,
+            Update::ReplicationController(watcher::Event::Apply(rc)),
+        );
+        assert!(matches!(
+            cache.controller(ControllerKind::ReplicationController, "ns", "rc"),
+            Some(ControllerSelector::Labels(l)) if l.get("app").map(String::as_str) == Some("old")
+        ));
     }
 }

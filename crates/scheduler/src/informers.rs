@@ -4,7 +4,10 @@
 use std::fmt::Debug;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -24,9 +27,13 @@ pub enum Kind {
     StorageClass,
     Budget,
     PriorityClass,
+    Service,
+    ReplicationController,
+    ReplicaSet,
+    StatefulSet,
 }
 
-pub const ALL_KINDS: [Kind; 8] = [
+pub const ALL_KINDS: [Kind; 12] = [
     Kind::Pod,
     Kind::Node,
     Kind::Namespace,
@@ -35,6 +42,10 @@ pub const ALL_KINDS: [Kind; 8] = [
     Kind::StorageClass,
     Kind::Budget,
     Kind::PriorityClass,
+    Kind::Service,
+    Kind::ReplicationController,
+    Kind::ReplicaSet,
+    Kind::StatefulSet,
 ];
 
 /// One change observed by an informer. Variants differ in size, but each
@@ -49,6 +60,10 @@ pub enum Update {
     StorageClass(watcher::Event<StorageClass>),
     Budget(watcher::Event<PodDisruptionBudget>),
     PriorityClass(watcher::Event<PriorityClass>),
+    Service(watcher::Event<Service>),
+    ReplicationController(watcher::Event<ReplicationController>),
+    ReplicaSet(watcher::Event<ReplicaSet>),
+    StatefulSet(watcher::Event<StatefulSet>),
     /// The scheduler's credential may not list this kind; it is treated as
     /// empty (or, for storage classes, unknown) rather than waited for forever.
     Unavailable(Kind),
@@ -106,11 +121,40 @@ pub fn start(client: &kube::Client, tx: &mpsc::Sender<Update>) -> Vec<tokio::tas
             Kind::Budget,
         ),
         spawn(
-            Api::<PriorityClass>::all(c),
+            Api::<PriorityClass>::all(c.clone()),
             Default::default(),
             tx,
             Update::PriorityClass,
             Kind::PriorityClass,
+        ),
+        // Default topology spreading reads the selectors of these.
+        spawn(
+            Api::<Service>::all(c.clone()),
+            Default::default(),
+            tx,
+            Update::Service,
+            Kind::Service,
+        ),
+        spawn(
+            Api::<ReplicationController>::all(c.clone()),
+            Default::default(),
+            tx,
+            Update::ReplicationController,
+            Kind::ReplicationController,
+        ),
+        spawn(
+            Api::<ReplicaSet>::all(c.clone()),
+            Default::default(),
+            tx,
+            Update::ReplicaSet,
+            Kind::ReplicaSet,
+        ),
+        spawn(
+            Api::<StatefulSet>::all(c),
+            Default::default(),
+            tx,
+            Update::StatefulSet,
+            Kind::StatefulSet,
         ),
     ]
 }

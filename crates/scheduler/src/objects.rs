@@ -2,11 +2,14 @@
 //! update the cache.
 
 use k8s_openapi::Metadata;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector as KLabelSelector, ObjectMeta};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
 
-use crate::cache::{BudgetInfo, Cache, ClaimInfo};
+use crate::cache::{BudgetInfo, Cache, ClaimInfo, ControllerSelector};
 use crate::driver::KnownRef;
 use crate::informers::{Kind, Update};
+use crate::pod::ControllerKind;
 use crate::selectors::{NodeSelectorTerms, label_selector};
 
 pub fn uid<K: Metadata<Ty = ObjectMeta>>(o: &K) -> String {
@@ -148,8 +151,79 @@ pub fn apply_other(cache: &mut Cache, mut known: KnownRef<'_>, update: Update) -
                 }
             }
         }
+        // Services and controllers only feed scores (default topology
+        // spreading): no waiting pod becomes schedulable through them.
+        Update::Service(ev) => {
+            for (obj, key) in known.ops(ev, namespaced) {
+                let selector = obj.and_then(|s| s.spec?.selector);
+                cache.set_service(&key, selector);
+            }
+        }
+        Update::ReplicationController(ev) => {
+            set_controllers(
+                cache,
+                &mut known,
+                ev,
+                ControllerKind::ReplicationController,
+                |rc| {
+                    let labels = rc.spec?.selector.filter(|s| !s.is_empty())?;
+                    Some(ControllerSelector::Labels(labels))
+                },
+            );
+        }
+        Update::ReplicaSet(ev) => {
+            set_controllers(cache, &mut known, ev, ControllerKind::ReplicaSet, |rs| {
+                requirements(&rs.spec?.selector)
+            });
+        }
+        Update::StatefulSet(ev) => {
+            set_controllers(cache, &mut known, ev, ControllerKind::StatefulSet, |ss| {
+                requirements(&ss.spec?.selector)
+            });
+        }
         Update::Unavailable(Kind::StorageClass) => cache.storage_classes = None,
         Update::Pod(_) | Update::Node(_) | Update::Unavailable(_) => {}
     }
     changed
+}
+
+/// Applies controller events of one kind: keeps the selectors that add
+/// something to a default spreading selector, drops the rest.
+fn set_controllers<K>(
+    cache: &mut Cache,
+    known: &mut KnownRef<'_>,
+    ev: watcher::Event<K>,
+    kind: ControllerKind,
+    selector: impl Fn(K) -> Option<ControllerSelector>,
+) where
+    K: Clone + Metadata<Ty = ObjectMeta>,
+{
+    for (obj, key) in known.ops(ev, namespaced) {
+        let key = (kind, key);
+        match obj.and_then(&selector) {
+            Some(sel) => {
+                cache.controllers.insert(key, sel);
+            }
+            None => {
+                cache.controllers.remove(&key);
+            }
+        }
+    }
+}
+
+/// A ReplicaSet's or StatefulSet's selector as `matchExpressions`, its
+/// `matchLabels` as `In`; `None` when it adds no requirement (empty, or
+/// invalid: Kubernetes then adds nothing either).
+fn requirements(sel: &KLabelSelector) -> Option<ControllerSelector> {
+    label_selector(Some(sel), Vec::new()).ok()?;
+    let mut exprs: Vec<Value> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| json!({"key": k, "operator": "In", "values": [v]}))
+        .collect();
+    for e in sel.match_expressions.iter().flatten() {
+        exprs.push(serde_json::to_value(e).ok()?);
+    }
+    (!exprs.is_empty()).then_some(ControllerSelector::Requirements(exprs))
 }

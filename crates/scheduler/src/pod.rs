@@ -50,6 +50,28 @@ pub struct SpreadConstraint {
     pub honor_taints: bool,
 }
 
+/// The controllers whose selector Kubernetes' default topology spreading
+/// uses (`DefaultSelector`): core/v1 ReplicationController, apps/v1
+/// ReplicaSet and StatefulSet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ControllerKind {
+    ReplicationController,
+    ReplicaSet,
+    StatefulSet,
+}
+
+impl ControllerKind {
+    /// The kind an owner reference names, when it is one of the three.
+    pub fn of(api_version: &str, kind: &str) -> Option<Self> {
+        match (api_version, kind) {
+            ("v1", "ReplicationController") => Some(Self::ReplicationController),
+            ("apps/v1", "ReplicaSet") => Some(Self::ReplicaSet),
+            ("apps/v1", "StatefulSet") => Some(Self::StatefulSet),
+            _ => None,
+        }
+    }
+}
+
 /// Everything a filter or score looks at, for pending and placed pods alike.
 #[derive(Debug, Clone, Default)]
 pub struct PodInfo {
@@ -79,7 +101,12 @@ pub struct PodInfo {
     pub required_anti_affinity: Vec<AffinityTerm>,
     pub preferred_affinity: Vec<(i64, AffinityTerm)>,
     pub preferred_anti_affinity: Vec<(i64, AffinityTerm)>,
+    /// `spec.topologySpreadConstraints`, all modes; when empty, scoring uses
+    /// Kubernetes' system default constraints.
     pub spread: Vec<SpreadConstraint>,
+    /// The controller owner reference (`controller: true`) when it names a
+    /// ReplicationController, ReplicaSet or StatefulSet: its kind and name.
+    pub controller: Option<(ControllerKind, String)>,
     /// Container images, normalised with `:latest` when untagged.
     pub images: Vec<String>,
     pub pvcs: Vec<String>,
@@ -130,6 +157,12 @@ impl PodInfo {
                 .map_or(0, |t| t.0.as_second()),
             ..Default::default()
         };
+        info.controller = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true))
+            .and_then(|r| Some((ControllerKind::of(&r.api_version, &r.kind)?, r.name.clone())));
         if let Some(status) = pod.status.as_ref() {
             info.nominated_node_name = status.nominated_node_name.clone().unwrap_or_default();
             info.finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
@@ -342,5 +375,36 @@ mod tests {
             ..other.clone()
         };
         assert!(!other.conflicts(&elsewhere));
+    }
+
+    #[test]
+    fn only_a_controller_reference_of_a_spreading_kind_is_kept() {
+        for (version, kind, want) in [
+            ("apps/v1", "ReplicaSet", ControllerKind::ReplicaSet),
+            ("apps/v1", "StatefulSet", ControllerKind::StatefulSet),
+            (
+                "v1",
+                "ReplicationController",
+                ControllerKind::ReplicationController,
+            ),
+        ] {
+            let p = PodBuilder::new("p").owner(version, kind, "x").build();
+            assert_eq!(PodInfo::from_pod(&p).controller, Some((want, "x".into())));
+        }
+        for (version, kind) in [
+            ("apps/v1", "Deployment"),
+            ("extensions/v1beta1", "ReplicaSet"),
+            ("batch/v1", "Job"),
+        ] {
+            let p = PodBuilder::new("p").owner(version, kind, "x").build();
+            assert_eq!(PodInfo::from_pod(&p).controller, None, "{version} {kind}");
+        }
+        let mut not_controller = PodBuilder::new("p")
+            .owner("apps/v1", "StatefulSet", "db")
+            .build();
+        if let Some(refs) = not_controller.metadata.owner_references.as_mut() {
+            refs[0].controller = None;
+        }
+        assert_eq!(PodInfo::from_pod(&not_controller).controller, None);
     }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     Pod, PodSpec, ResourceRequirements, Taint, Toleration, TopologySpreadConstraint,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
 use crate::cache::Cache;
 use crate::node::NodeSpecInfo;
@@ -42,14 +42,16 @@ pub fn info(pod: &Pod) -> Arc<PodInfo> {
     Arc::new(PodInfo::from_pod(pod))
 }
 
+pub fn labels(pairs: &[(&str, &str)]) -> crate::selectors::Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 pub fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
     LabelSelector {
-        match_labels: Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        match_labels: Some(labels(pairs)),
         match_expressions: None,
     }
 }
@@ -276,6 +278,23 @@ impl PodBuilder {
         self
     }
 
+    /// A controller owner reference (`controller: true`).
+    pub fn owner(mut self, api_version: &str, kind: &str, name: &str) -> Self {
+        self.0
+            .metadata
+            .owner_references
+            .get_or_insert_default()
+            .push(OwnerReference {
+                api_version: api_version.into(),
+                kind: kind.into(),
+                name: name.into(),
+                uid: format!("uid-{name}"),
+                controller: Some(true),
+                block_owner_deletion: None,
+            });
+        self
+    }
+
     pub fn pvc(mut self, claim: &str) -> Self {
         self.spec()
             .volumes
@@ -337,15 +356,23 @@ pub fn run_score(
     nodes: &[Node],
     pods: &[Pod],
 ) -> BTreeMap<String, i64> {
-    let cache = cache_with(nodes, pods);
+    score_in(plugin, pod, &cache_with(nodes, pods))
+}
+
+/// [`run_score`] in a prepared cache (with services, controllers, …).
+pub fn score_in(
+    plugin: &dyn crate::framework::ScorePlugin,
+    pod: &Pod,
+    cache: &Cache,
+) -> BTreeMap<String, i64> {
     let mut state = crate::framework::CycleState::new(info(pod));
     let feasible: Vec<usize> = (0..cache.nodes().len())
         .filter(|&i| cache.nodes()[i].node.is_some())
         .collect();
-    plugin.pre_score(&mut state, &cache, &feasible);
+    plugin.pre_score(&mut state, cache, &feasible);
     let mut scores: Vec<i64> = feasible
         .iter()
-        .map(|&i| plugin.score(&state, &cache, &cache.nodes()[i]))
+        .map(|&i| plugin.score(&state, cache, &cache.nodes()[i]))
         .collect();
     plugin.normalize(&state, &mut scores);
     feasible

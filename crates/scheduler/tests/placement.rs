@@ -9,8 +9,10 @@ use std::time::Duration;
 use common::ApiServer;
 use common::objects::{node, pod};
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, wait::await_condition, watcher};
 use scheduler::SchedulerOptions;
@@ -325,4 +327,88 @@ async fn affinity_spreading_and_preemption() {
         .await
         .expect("list");
     assert_eq!(left.items.len(), 2, "exactly one victim");
+}
+
+/// Places pods `{prefix}-0..n` one after the other and counts them per node.
+async fn place_all(
+    pods: &Api<Pod>,
+    prefix: &str,
+    n: usize,
+    make: impl Fn(&str) -> Pod,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut per_node = std::collections::BTreeMap::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        create_pod(pods, make(&name)).await;
+        *per_node.entry(bound_node(pods, &name).await).or_default() += 1;
+    }
+    per_node
+}
+
+/// Pods that declare no spread constraints and request nothing are spread by
+/// Kubernetes' system default constraints, by what their ReplicaSet or
+/// Service selects. One big and two small nodes, none with a zone label:
+/// resource scores alone (the default requests of pods that ask for nothing)
+/// put four of the six replicas on the big node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_spread_by_the_system_default_constraints() {
+    let server = ApiServer::start().await;
+    let nodes: Api<Node> = Api::all(server.admin.clone());
+    let pods: Api<Pod> = Api::namespaced(server.admin.clone(), "default");
+    for (n, cpu) in [("big", "16"), ("small-1", "2"), ("small-2", "2")] {
+        create_node(&nodes, node(n, cpu, json!({}), json!([]))).await;
+    }
+    // No controller manager runs: the ReplicaSet is only read, its pods are made here.
+    let labels = json!({"app": "web", "pod-template-hash": "abc"});
+    let replica_sets: Api<ReplicaSet> = Api::namespaced(server.admin.clone(), "default");
+    let rs: ReplicaSet = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "web-abc"},
+        "spec": {"replicas": 6, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}
+    }))
+    .expect("replica set");
+    let rs = replica_sets
+        .create(&PostParams::default(), &rs)
+        .await
+        .expect("create replica set");
+    let services: Api<Service> = Api::namespaced(server.admin.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "cache"},
+        "spec": {"selector": {"app": "cache"}, "ports": [{"port": 80}]}
+    }))
+    .expect("service");
+    services
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create service");
+    let _scheduler = start_scheduler(&server).await;
+
+    let no_requests = json!({"containers": [{"name": "c", "image": "busybox"}]});
+    let owner = OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-abc".into(),
+        uid: rs.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    let per_node = place_all(&pods, "web", 6, |name| {
+        let mut p = pod(name, "0", labels.clone(), no_requests.clone());
+        p.metadata.owner_references = Some(vec![owner.clone()]);
+        p
+    })
+    .await;
+    let even = |n| [("big", n), ("small-1", n), ("small-2", n)];
+    let want = even(2).map(|(k, v)| (k.to_string(), v)).into();
+    assert_eq!(per_node, want, "replicas by node");
+
+    // Selected by a Service alone: one per node.
+    let per_node = place_all(&pods, "cache", 3, |name| {
+        pod(name, "0", json!({"app": "cache"}), no_requests.clone())
+    })
+    .await;
+    let want = even(1).map(|(k, v)| (k.to_string(), v)).into();
+    assert_eq!(per_node, want, "service pods by node");
 }

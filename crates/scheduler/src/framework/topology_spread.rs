@@ -2,14 +2,22 @@
 //! would exceed `maxSkew` over the least-loaded domain; `ScheduleAnyway`
 //! constraints score nodes by how many matching pods their domains hold.
 //! Matching pods are counted once per pod (in `pre_filter` / `pre_score`).
+//!
+//! A pod that declares no constraints is scored with Kubernetes' system
+//! defaults (`defaultingType: System`): `ScheduleAnyway` over hostnames
+//! (maxSkew 3) and zones (maxSkew 5), selecting what the Services and the
+//! controller that own the pod select (`DefaultSelector`).
 
 use std::collections::{HashMap, HashSet};
 
+use apimachinery::selectors::LabelSelector;
+use serde_json::json;
+
 use super::{CycleState, Failure, FilterPlugin, MAX_NODE_SCORE, ScorePlugin};
-use crate::cache::Cache;
+use crate::cache::{Cache, ControllerSelector};
 use crate::node::NodeInfo;
 use crate::pod::{PodInfo, SpreadConstraint, SpreadMode};
-use crate::selectors::untolerated;
+use crate::selectors::{Labels, untolerated};
 
 pub struct PodTopologySpread;
 
@@ -35,6 +43,64 @@ pub struct ScoreState {
     constraints: Vec<SpreadConstraint>,
     counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
+    /// Whether nodes lacking one of the topology keys are left unscored: for
+    /// the pod's own constraints, not for the system defaults (a node without
+    /// a zone still spreads by hostname).
+    require_all: bool,
+}
+
+const HOSTNAME: &str = "kubernetes.io/hostname";
+
+/// Kubernetes' system default constraints: topology key and maxSkew.
+const SYSTEM_DEFAULTS: [(&str, i64); 2] = [(HOSTNAME, 3), ("topology.kubernetes.io/zone", 5)];
+
+/// Kubernetes' `DefaultSelector`: the selectors of the Services in the pod's
+/// namespace that select it, merged, plus the selector of its controlling
+/// ReplicationController, ReplicaSet or StatefulSet. Empty when none applies.
+pub fn default_selector(pod: &PodInfo, cache: &Cache) -> LabelSelector {
+    let mut set = Labels::new();
+    for sel in cache.service_selectors(&pod.namespace) {
+        if sel.iter().all(|(k, v)| pod.labels.get(k) == Some(v)) {
+            set.extend(sel.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    let mut requirements: &[serde_json::Value] = &[];
+    if let Some((kind, name)) = &pod.controller {
+        match cache.controller(*kind, &pod.namespace, name) {
+            Some(ControllerSelector::Labels(labels)) => {
+                set.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Some(ControllerSelector::Requirements(r)) => requirements = r,
+            None => {}
+        }
+    }
+    if set.is_empty() && requirements.is_empty() {
+        return LabelSelector::everything();
+    }
+    let sel = json!({"matchLabels": set, "matchExpressions": requirements});
+    // Both parts were valid selectors on their own; a failure spreads by nothing.
+    LabelSelector::from_metav1(&sel).unwrap_or_else(|_| LabelSelector::everything())
+}
+
+/// The system default constraints for a pod that declares none, or none when
+/// its default selector is empty.
+pub fn system_defaults(pod: &PodInfo, cache: &Cache) -> Vec<SpreadConstraint> {
+    let selector = default_selector(pod, cache);
+    if selector.is_empty() {
+        return Vec::new();
+    }
+    SYSTEM_DEFAULTS
+        .iter()
+        .map(|&(key, max_skew)| SpreadConstraint {
+            max_skew,
+            topology_key: key.to_string(),
+            mode: SpreadMode::ScheduleAnyway,
+            selector: selector.clone(),
+            min_domains: None,
+            honor_node_affinity: true,
+            honor_taints: false,
+        })
+        .collect()
 }
 
 /// Whether `node` counts as a domain member for constraint `c` of `pod`.
@@ -105,22 +171,27 @@ impl Memo {
     }
 }
 
-/// The memoised tallies apply when domain membership does not depend on the
-/// incoming pod: one constraint, and no node selection or taints honoured.
-fn memo_counts(
-    constraints: &[SpreadConstraint],
-    pod: &PodInfo,
-    cache: &Cache,
-) -> Option<HashMap<String, i64>> {
-    let [c] = constraints else {
-        return None;
-    };
+/// Memoised tallies kept at most, least recently used dropped first.
+const MAX_MEMOS: usize = 512;
+
+/// The memoised tallies of one constraint apply when domain membership does
+/// not depend on the incoming pod: no node selection or taints honoured.
+fn memo_counts(c: &SpreadConstraint, pod: &PodInfo, cache: &Cache) -> Option<HashMap<String, i64>> {
     let pod_selects_nodes = !pod.node_selector.is_empty() || pod.required_node_affinity.is_some();
     if cache.simulating || c.honor_taints || (c.honor_node_affinity && pod_selects_nodes) {
         return None;
     }
     let key = format!("{}\0{}\0{}", pod.namespace, c.topology_key, c.selector);
     let mut memos = cache.spread_memo.try_borrow_mut().ok()?;
+    if memos.len() >= MAX_MEMOS && !memos.contains_key(&key) {
+        let oldest = memos
+            .iter()
+            .min_by_key(|(_, m)| m.seq)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            memos.remove(&k);
+        }
+    }
     let memo = memos.entry(key).or_default();
     let changed: Option<Vec<String>> = cache
         .changes_since(memo.seq)
@@ -148,22 +219,37 @@ fn memo_counts(
 }
 
 /// Counts matching pods per domain over every node that qualifies; domains of
-/// qualifying nodes appear even with no pods.
+/// qualifying nodes appear even with no pods. With `require_all`, a node
+/// counts only when it has every constraint's topology key.
 fn count(
     constraints: &[SpreadConstraint],
     pod: &PodInfo,
     cache: &Cache,
     only: Option<&[HashMap<String, i64>]>,
+    require_all: bool,
 ) -> Vec<HashMap<String, i64>> {
-    if let Some(all) = memo_counts(constraints, pod, cache) {
+    // Constraints counted independently of each other can use the memos.
+    let memos: Option<Vec<HashMap<String, i64>>> = (constraints.len() == 1 || !require_all)
+        .then(|| {
+            constraints
+                .iter()
+                .map(|c| memo_counts(c, pod, cache))
+                .collect()
+        })
+        .flatten();
+    if let Some(all) = memos {
         return match only {
-            None => vec![all],
-            Some(domains) => vec![
-                domains[0]
-                    .keys()
-                    .map(|d| (d.clone(), all.get(d).copied().unwrap_or(0)))
-                    .collect(),
-            ],
+            None => all,
+            Some(domains) => domains
+                .iter()
+                .zip(&all)
+                .map(|(wanted, all)| {
+                    wanted
+                        .keys()
+                        .map(|d| (d.clone(), all.get(d).copied().unwrap_or(0)))
+                        .collect()
+                })
+                .collect(),
         };
     }
     let mut counts: Vec<HashMap<String, i64>> = match only {
@@ -171,7 +257,7 @@ fn count(
         None => vec![HashMap::new(); constraints.len()],
     };
     for node in cache.nodes() {
-        if node.node.is_none() || !has_keys(constraints, node) {
+        if node.node.is_none() || (require_all && !has_keys(constraints, node)) {
             continue;
         }
         for (i, c) in constraints.iter().enumerate() {
@@ -208,7 +294,7 @@ impl FilterPlugin for PodTopologySpread {
             state.spread = None;
             return Ok(());
         }
-        let counts = count(&constraints, &pod, cache, None);
+        let counts = count(&constraints, &pod, cache, None, true);
         let min = constraints
             .iter()
             .zip(&counts)
@@ -301,36 +387,61 @@ impl ScorePlugin for PodTopologySpread {
 
     fn pre_score(&self, state: &mut CycleState, cache: &Cache, feasible: &[usize]) {
         let pod = state.pod.clone();
-        let constraints: Vec<SpreadConstraint> = pod
-            .spread
-            .iter()
-            .filter(|c| c.mode == SpreadMode::ScheduleAnyway)
-            .cloned()
-            .collect();
+        let (constraints, require_all) = if pod.spread.is_empty() {
+            (system_defaults(&pod, cache), false)
+        } else {
+            let own = pod
+                .spread
+                .iter()
+                .filter(|c| c.mode == SpreadMode::ScheduleAnyway)
+                .cloned()
+                .collect();
+            (own, true)
+        };
         if constraints.is_empty() {
             state.spread_score = None;
             return;
         }
         let mut domains = vec![HashMap::new(); constraints.len()];
-        let mut sizes = vec![HashSet::new(); constraints.len()];
+        // Distinct values per topology; a node without the key adds "" (only
+        // possible without `require_all`), as in Kubernetes.
+        let mut values: Vec<HashSet<&str>> = vec![HashSet::new(); constraints.len()];
+        let mut scored = 0usize;
         for &i in feasible {
             let node = &cache.nodes()[i];
-            if !has_keys(&constraints, node) {
+            if require_all && !has_keys(&constraints, node) {
                 continue;
             }
+            scored += 1;
             for (j, c) in constraints.iter().enumerate() {
-                if let Some(v) = node.labels().get(&c.topology_key) {
+                let value = node.labels().get(&c.topology_key);
+                if let Some(v) = value {
                     domains[j].insert(v.clone(), 0i64);
-                    sizes[j].insert(v.clone());
+                }
+                if c.topology_key != HOSTNAME {
+                    values[j].insert(value.map_or("", String::as_str));
                 }
             }
         }
-        let counts = count(&constraints, &pod, cache, Some(&domains));
-        let weights = sizes.iter().map(|s| ((s.len() + 2) as f64).ln()).collect();
+        let counts = count(&constraints, &pod, cache, Some(&domains), require_all);
+        let weights = constraints
+            .iter()
+            .zip(&values)
+            .map(|(c, v)| {
+                // Every scored node is its own hostname domain.
+                let size = if c.topology_key == HOSTNAME {
+                    scored
+                } else {
+                    v.len()
+                };
+                ((size + 2) as f64).ln()
+            })
+            .collect();
         state.spread_score = Some(ScoreState {
             constraints,
             counts,
             weights,
+            require_all,
         });
     }
 
@@ -338,13 +449,16 @@ impl ScorePlugin for PodTopologySpread {
         let Some(s) = state.spread_score.as_ref() else {
             return 0;
         };
-        if !has_keys(&s.constraints, node) {
+        if s.require_all && !has_keys(&s.constraints, node) {
             return IGNORED;
         }
         let mut score = 0.0;
         for (i, c) in s.constraints.iter().enumerate() {
-            let value = node.labels().get(&c.topology_key);
-            let cnt = value.and_then(|v| s.counts[i].get(v)).copied().unwrap_or(0);
+            // Without `require_all`, a missing key just adds nothing.
+            let Some(value) = node.labels().get(&c.topology_key) else {
+                continue;
+            };
+            let cnt = s.counts[i].get(value).copied().unwrap_or(0);
             score += cnt as f64 * s.weights[i] + (c.max_skew - 1) as f64;
         }
         score.round() as i64
@@ -371,7 +485,7 @@ impl ScorePlugin for PodTopologySpread {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{NodeBuilder, PodBuilder, run_filter, run_score};
+    use crate::testing::{NodeBuilder, PodBuilder, labels, run_filter, run_score};
 
     fn zones() -> Vec<k8s_openapi::api::core::v1::Node> {
         vec![
@@ -460,19 +574,28 @@ mod tests {
         let constraints = pod.spread.clone();
         let full = |cache: &mut Cache| {
             cache.simulating = true;
-            let c = count(&constraints, &pod, cache, None);
+            let c = count(&constraints, &pod, cache, None, true);
             cache.simulating = false;
             c
         };
-        assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
+        assert_eq!(
+            count(&constraints, &pod, &cache, None, true),
+            full(&mut cache)
+        );
         for (i, n) in ["a2", "b1", "b1", "a1"].iter().enumerate() {
             let placed = crate::testing::info(&web(&format!("x{i}"), n));
             cache.assume(placed, n);
-            assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
+            assert_eq!(
+                count(&constraints, &pod, &cache, None, true),
+                full(&mut cache)
+            );
         }
         cache.remove_pod("uid-x2");
         cache.remove_node("b1");
-        assert_eq!(count(&constraints, &pod, &cache, None), full(&mut cache));
+        assert_eq!(
+            count(&constraints, &pod, &cache, None, true),
+            full(&mut cache)
+        );
     }
 
     #[test]
@@ -493,5 +616,198 @@ mod tests {
         assert!(run_filter(&PodTopologySpread, &pod, &nodes, &placed, "b1").is_ok());
         let err = run_filter(&PodTopologySpread, &pod, &nodes, &placed, "nolabel").unwrap_err();
         assert_eq!(err.reason_list(), vec![MISSING_LABEL]);
+    }
+
+    const ZONE: &str = "topology.kubernetes.io/zone";
+
+    fn in_zone(name: &str, zone: &str) -> k8s_openapi::api::core::v1::Node {
+        NodeBuilder::new(name).label(ZONE, zone).build()
+    }
+
+    /// A replica of ReplicaSet `web-rs`, placed on `node` when not empty.
+    fn replica(name: &str, node: &str) -> k8s_openapi::api::core::v1::Pod {
+        let p = PodBuilder::new(name)
+            .label("app", "web")
+            .label("pod-template-hash", "abc")
+            .owner("apps/v1", "ReplicaSet", "web-rs");
+        if node.is_empty() { p } else { p.node(node) }.build()
+    }
+
+    fn add_replica_set(cache: &mut Cache, key: &str, hash: &str) {
+        let req = json!({"key": "pod-template-hash", "operator": "In", "values": [hash]});
+        cache.controllers.insert(
+            (crate::pod::ControllerKind::ReplicaSet, key.to_string()),
+            ControllerSelector::Requirements(vec![req]),
+        );
+    }
+
+    #[test]
+    fn default_selector_merges_matching_services_and_the_controller() {
+        let mut cache = Cache::default();
+        cache.set_service("default/web", Some(labels(&[("app", "web")])));
+        cache.set_service("default/db", Some(labels(&[("app", "db")])));
+        cache.set_service("default/all", Some(Labels::new()));
+        cache.set_service("other/fe", Some(labels(&[("tier", "fe")])));
+        add_replica_set(&mut cache, "default/web-rs", "abc");
+        let pod = crate::testing::info(
+            &PodBuilder::new("p")
+                .label("app", "web")
+                .label("tier", "fe")
+                .label("pod-template-hash", "abc")
+                .owner("apps/v1", "ReplicaSet", "web-rs")
+                .build(),
+        );
+        let sel = default_selector(&pod, &cache);
+        assert_eq!(sel.to_string(), "app=web,pod-template-hash in (abc)");
+        let defaults = system_defaults(&pod, &cache);
+        let got: Vec<_> = defaults
+            .iter()
+            .map(|c| (c.topology_key.as_str(), c.max_skew, c.mode))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (HOSTNAME, 3, SpreadMode::ScheduleAnyway),
+                (ZONE, 5, SpreadMode::ScheduleAnyway)
+            ]
+        );
+
+        // A ReplicationController's map merges into the services' labels.
+        cache.controllers.insert(
+            (
+                crate::pod::ControllerKind::ReplicationController,
+                "default/rc".into(),
+            ),
+            ControllerSelector::Labels(labels(&[("rc", "1")])),
+        );
+        let pod = crate::testing::info(
+            &PodBuilder::new("q")
+                .label("app", "web")
+                .owner("v1", "ReplicationController", "rc")
+                .build(),
+        );
+        assert_eq!(default_selector(&pod, &cache).to_string(), "app=web,rc=1");
+    }
+
+    #[test]
+    fn pods_nothing_selects_get_no_defaults() {
+        let mut cache = Cache::default();
+        cache.set_service("default/db", Some(labels(&[("app", "db")])));
+        add_replica_set(&mut cache, "other/web-rs", "abc");
+        // No matching service, and its ReplicaSet lives in another namespace.
+        let pod = crate::testing::info(&replica("p", ""));
+        assert!(system_defaults(&pod, &cache).is_empty());
+        // Not a controller reference of a supported kind.
+        let pod = crate::testing::info(
+            &PodBuilder::new("q")
+                .owner("apps/v1", "Deployment", "web-rs")
+                .build(),
+        );
+        assert!(system_defaults(&pod, &cache).is_empty());
+        let mut state = CycleState::new(pod);
+        PodTopologySpread.pre_score(&mut state, &cache, &[]);
+        assert!(state.spread_score.is_none());
+    }
+
+    #[test]
+    fn pods_with_their_own_constraints_get_no_defaults() {
+        let mut cache = crate::testing::cache_with(&zones(), &[web("w1", "a1")]);
+        cache.set_service("default/web", Some(labels(&[("app", "web")])));
+        let pod = PodBuilder::new("p")
+            .label("app", "web")
+            .spread("zone", 1, "DoNotSchedule", &[("app", "web")])
+            .build();
+        let mut state = CycleState::new(crate::testing::info(&pod));
+        PodTopologySpread.pre_score(&mut state, &cache, &[0, 1, 2]);
+        assert!(state.spread_score.is_none());
+        let s = crate::testing::score_in(&PodTopologySpread, &pod, &cache);
+        assert!(s.values().all(|&v| v == 0), "{s:?}");
+    }
+
+    #[test]
+    fn defaults_spread_replicas_over_hostnames_and_zones() {
+        let nodes = [
+            in_zone("a1", "a"),
+            in_zone("a2", "a"),
+            in_zone("b1", "b"),
+            in_zone("b2", "b"),
+        ];
+        let placed = [
+            replica("r1", "a1"),
+            replica("r2", "a1"),
+            replica("r3", "b1"),
+            // Neither selected nor in the namespace: not counted.
+            PodBuilder::new("x").label("app", "x").node("b2").build(),
+            PodBuilder::new("y")
+                .namespace("other")
+                .label("app", "web")
+                .label("pod-template-hash", "abc")
+                .node("b2")
+                .build(),
+        ];
+        let mut cache = crate::testing::cache_with(&nodes, &placed);
+        add_replica_set(&mut cache, "default/web-rs", "abc");
+        let s = crate::testing::score_in(&PodTopologySpread, &replica("p", ""), &cache);
+        // Zone a holds 2, b holds 1; a1 holds 2, b1 one.
+        assert_eq!(s["b2"], MAX_NODE_SCORE, "{s:?}");
+        assert!(s["a2"] > s["a1"] && s["b1"] > s["a1"], "{s:?}");
+        assert!(s["b2"] > s["a2"], "{s:?}");
+
+        // The memoised tallies give what a full count gives.
+        let pod = crate::testing::info(&replica("p", ""));
+        let defaults = system_defaults(&pod, &cache);
+        let memo = count(&defaults, &pod, &cache, None, false);
+        cache.simulating = true;
+        let full = count(&defaults, &pod, &cache, None, false);
+        assert_eq!(memo, full);
+        assert_eq!(full[1].get("a"), Some(&2));
+
+        // A pod nothing selects ignores the replicas.
+        let s = crate::testing::score_in(&PodTopologySpread, &web("q", ""), &cache);
+        assert!(s.values().all(|&v| v == 0), "{s:?}");
+    }
+
+    #[test]
+    fn defaults_still_score_nodes_without_a_zone() {
+        let nodes = [
+            in_zone("z1", "a"),
+            NodeBuilder::new("plain1").build(),
+            NodeBuilder::new("plain2").build(),
+        ];
+        let mut cache = crate::testing::cache_with(&nodes, &[replica("r1", "plain1")]);
+        add_replica_set(&mut cache, "default/web-rs", "abc");
+        let s = crate::testing::score_in(&PodTopologySpread, &replica("p", ""), &cache);
+        // Hostname weight ln 5, zone weight ln 4 ("a" and the missing value):
+        // z1 0+2 + 0+4 = 6; plain1 1.6+2 = 4; plain2 2.
+        assert_eq!(
+            (s["z1"], s["plain1"], s["plain2"]),
+            (33, 66, MAX_NODE_SCORE),
+            "{s:?}"
+        );
+
+        // The same constraints declared by the pod leave such nodes unscored.
+        let own = PodBuilder::new("p")
+            .label("app", "web")
+            .spread(HOSTNAME, 3, "ScheduleAnyway", &[("app", "web")])
+            .spread(ZONE, 5, "ScheduleAnyway", &[("app", "web")])
+            .build();
+        let s = crate::testing::score_in(&PodTopologySpread, &own, &cache);
+        assert_eq!((s["plain1"], s["plain2"]), (0, 0), "{s:?}");
+        assert_eq!(s["z1"], MAX_NODE_SCORE, "{s:?}");
+    }
+
+    #[test]
+    fn memos_are_bounded() {
+        let cache = crate::testing::cache_with(&zones(), &[]);
+        for i in 0..MAX_MEMOS + 10 {
+            let pod = crate::testing::info(
+                &PodBuilder::new("p")
+                    .label("app", &format!("a{i}"))
+                    .spread("zone", 1, "DoNotSchedule", &[("app", &format!("a{i}"))])
+                    .build(),
+            );
+            count(&pod.spread, &pod, &cache, None, true);
+        }
+        assert_eq!(cache.spread_memo.borrow().len(), MAX_MEMOS);
     }
 }
