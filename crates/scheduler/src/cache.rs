@@ -413,6 +413,24 @@ impl Cache {
             .filter(move |p| p.uid != pod.uid && p.priority >= pod.priority)
     }
 
+    /// Removes and returns the pods nominated to `node` with a lower priority than
+    /// `pod`: once `pod` is nominated there they may no longer fit, so, as
+    /// Kubernetes' preemption does, their nominations are dropped and they look
+    /// for room again.
+    pub fn take_lower_nominated(&mut self, node: &str, pod: &PodInfo) -> Vec<Arc<PodInfo>> {
+        let Some(list) = self.nominated.get_mut(node) else {
+            return Vec::new();
+        };
+        let (lower, keep): (Vec<_>, Vec<_>) = std::mem::take(list)
+            .into_iter()
+            .partition(|p| p.uid != pod.uid && p.priority < pod.priority);
+        *list = keep;
+        if list.is_empty() {
+            self.nominated.remove(node);
+        }
+        lower
+    }
+
     pub fn set_nominated(&mut self, pod: &Arc<PodInfo>, node: Option<&str>) {
         for list in self.nominated.values_mut() {
             list.retain(|p| p.uid != pod.uid);
@@ -431,6 +449,35 @@ impl Cache {
 mod tests {
     use super::*;
     use crate::testing::{NodeBuilder, PodBuilder, info};
+
+    #[test]
+    fn lower_priority_nominations_are_taken_away() {
+        let mut cache = Cache::default();
+        let low = info(&PodBuilder::new("low").priority(10).build());
+        let same = info(&PodBuilder::new("same").priority(100).build());
+        let elsewhere = info(&PodBuilder::new("elsewhere").priority(1).build());
+        let high = info(&PodBuilder::new("high").priority(100).build());
+        cache.set_nominated(&low, Some("n1"));
+        cache.set_nominated(&same, Some("n1"));
+        cache.set_nominated(&elsewhere, Some("n2"));
+        cache.set_nominated(&high, Some("n1"));
+        let taken = cache.take_lower_nominated("n1", &high);
+        assert_eq!(
+            taken.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["low"]
+        );
+        let left: Vec<&str> = cache.nominated["n1"]
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(left, ["same", "high"]);
+        assert_eq!(cache.nominated["n2"].len(), 1);
+        assert!(cache.take_lower_nominated("n3", &high).is_empty());
+        let mut only = Cache::default();
+        only.set_nominated(&low, Some("n1"));
+        assert_eq!(only.take_lower_nominated("n1", &high).len(), 1);
+        assert!(!only.nominated.contains_key("n1"));
+    }
 
     #[test]
     fn assume_confirm_and_forget_keep_the_totals_right() {

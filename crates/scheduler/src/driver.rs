@@ -199,6 +199,12 @@ impl Driver {
         self.cache
             .set_nominated(&Arc::new(nominated), Some(&p.node));
         self.writer.nominate(pod, &p.node);
+        let now = Instant::now();
+        for lower in self.cache.take_lower_nominated(&p.node, pod) {
+            tracing::info!(pod = %lower.key(), node = %p.node, "clearing a lower-priority nomination");
+            self.writer.clear_nomination(&lower);
+            self.queue.requeue(&lower.uid, now);
+        }
         let client = self.writer.client().clone();
         let component = self.writer.component().to_string();
         for victim in p.victims {

@@ -133,6 +133,11 @@ impl Writer {
         self.patch_status(pod, json!({"status": {"nominatedNodeName": node}}));
     }
 
+    /// Drops a nomination that a higher-priority preemption overtook.
+    pub fn clear_nomination(&self, pod: &PodInfo) {
+        self.patch_status(pod, json!({"status": {"nominatedNodeName": null}}));
+    }
+
     fn patch_status(&self, pod: &PodInfo, patch: serde_json::Value) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &pod.namespace);
         let name = pod.name.clone();

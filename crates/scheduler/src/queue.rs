@@ -238,6 +238,18 @@ impl SchedulingQueue {
         }
     }
 
+    /// Something changed for this one unschedulable pod (its nomination was
+    /// dropped): it tries again once its backoff is over.
+    pub fn requeue(&mut self, uid: &str, now: Instant) {
+        if self
+            .entries
+            .get(uid)
+            .is_some_and(|e| e.place == Place::Unschedulable)
+        {
+            self.reactivate(uid, now);
+        }
+    }
+
     /// A cluster event that may make unschedulable pods fit.
     pub fn move_all_unschedulable(&mut self, now: Instant) {
         let uids: Vec<String> = self
@@ -358,6 +370,24 @@ mod tests {
         q.unschedulable(&p.pod.uid, t + Duration::from_secs(1));
         q.move_all_unschedulable(t + Duration::from_secs(4));
         assert!(q.has_active());
+    }
+
+    #[test]
+    fn requeue_wakes_one_unschedulable_pod() {
+        let t = Instant::now();
+        let mut q = SchedulingQueue::default();
+        add(&mut q, "p", 0, t);
+        add(&mut q, "other", 0, t);
+        let p = q.pop().expect("pod");
+        let other = q.pop().expect("pod");
+        q.unschedulable(&p.pod.uid, t);
+        q.unschedulable(&other.pod.uid, t);
+        q.requeue(&p.pod.uid, t + Duration::from_secs(2));
+        assert_eq!(pop_name(&mut q).as_deref(), Some("p"));
+        assert!(q.pop().is_none(), "only the requeued pod");
+        // A pod that is not waiting as unschedulable is left where it is.
+        q.requeue(&p.pod.uid, t + Duration::from_secs(3));
+        assert!(q.pop().is_none());
     }
 
     #[test]
