@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use store::{ListOptions, Revision};
 
@@ -207,28 +209,118 @@ pub fn list_body(
     items: &[Arc<Entry>],
     revision: Revision,
     cont: Option<&str>,
-) -> Vec<u8> {
-    let size: usize = items.iter().map(|e| e.json.len() + 1).sum();
-    let mut out = Vec::with_capacity(size + 200);
-    out.extend_from_slice(b"{\"kind\":\"");
-    out.extend_from_slice(call.resource.kind.as_bytes());
-    out.extend_from_slice(b"List\",\"apiVersion\":\"");
-    out.extend_from_slice(call.resource.api_version().as_bytes());
-    out.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
-    out.extend_from_slice(revision.to_string().as_bytes());
-    out.push(b'"');
+) -> Body {
+    let mut head = Vec::with_capacity(200);
+    head.extend_from_slice(b"{\"kind\":\"");
+    head.extend_from_slice(call.resource.kind.as_bytes());
+    head.extend_from_slice(b"List\",\"apiVersion\":\"");
+    head.extend_from_slice(call.resource.api_version().as_bytes());
+    head.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
+    head.extend_from_slice(revision.to_string().as_bytes());
+    head.push(b'"');
     if let Some(c) = cont {
-        out.extend_from_slice(b",\"continue\":\"");
-        out.extend_from_slice(c.as_bytes());
-        out.push(b'"');
+        head.extend_from_slice(b",\"continue\":\"");
+        head.extend_from_slice(c.as_bytes());
+        head.push(b'"');
     }
-    out.extend_from_slice(b"},\"items\":[");
-    for (i, e) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+    head.extend_from_slice(b"},\"items\":[");
+    let size: usize = items.iter().map(|e| e.json.len() + 1).sum();
+    let mut chunks = ListChunks {
+        head: Some(head),
+        items: items.to_vec(),
+        next: 0,
+        chunk: LIST_CHUNK,
+    };
+    if size <= LIST_CHUNK {
+        chunks.chunk = usize::MAX;
+        return Body::from(chunks.next().unwrap_or_default());
+    }
+    // A large list is sent as it is assembled, a chunk at a time, so the
+    // server never holds a second copy of every object (150,000 pods are
+    // ~500 MiB of JSON).
+    Body::from_stream(futures::stream::iter(
+        chunks.map(Ok::<_, std::convert::Infallible>),
+    ))
+}
+
+/// Bytes per chunk of a streamed list body.
+const LIST_CHUNK: usize = 256 * 1024;
+
+/// The list's JSON in chunks of about `LIST_CHUNK` bytes: the head, the items
+/// separated by commas, the closing brackets.
+struct ListChunks {
+    head: Option<Vec<u8>>,
+    items: Vec<Arc<Entry>>,
+    next: usize,
+    /// Bytes after which a chunk ends (at an item boundary).
+    chunk: usize,
+}
+
+impl Iterator for ListChunks {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let mut out = match self.head.take() {
+            Some(head) => head,
+            None if self.next > self.items.len() => return None,
+            None => Vec::with_capacity(LIST_CHUNK.min(self.chunk) + 4096),
+        };
+        while self.next < self.items.len() && out.len() < self.chunk {
+            if self.next > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.items[self.next].json);
+            self.next += 1;
         }
-        out.extend_from_slice(&e.json);
+        if self.next == self.items.len() && out.len() < self.chunk {
+            out.extend_from_slice(b"]}");
+            self.next += 1;
+        }
+        Some(Bytes::from(out))
     }
-    out.extend_from_slice(b"]}");
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(json: &str) -> Arc<Entry> {
+        Arc::new(Entry {
+            key: String::new(),
+            json: Bytes::from(json.to_string()),
+            mod_revision: 1,
+            labels: Default::default(),
+            fields: Vec::new(),
+        })
+    }
+
+    /// Whatever the chunk size, the chunks join into one valid list.
+    #[test]
+    fn list_chunks_join_into_the_whole_list() {
+        for n in [0, 1, 2, 7, 50] {
+            let items: Vec<Arc<Entry>> = (0..n).map(|i| entry(&format!("{{\"i\":{i}}}"))).collect();
+            for chunk in [1, 8, 30, 1000, usize::MAX] {
+                let chunks: Vec<Bytes> = ListChunks {
+                    head: Some(b"{\"items\":[".to_vec()),
+                    items: items.clone(),
+                    next: 0,
+                    chunk,
+                }
+                .collect();
+                let joined: Vec<u8> = chunks.iter().flat_map(|b| b.to_vec()).collect();
+                let v: serde_json::Value = serde_json::from_slice(&joined)
+                    .unwrap_or_else(|e| panic!("n={n} chunk={chunk}: {e}"));
+                let got: Vec<i64> = v["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x["i"].as_i64().unwrap())
+                    .collect();
+                assert_eq!(got, (0..n).collect::<Vec<i64>>(), "chunk={chunk}");
+                if chunk == usize::MAX {
+                    assert_eq!(chunks.len(), 1, "small lists are one chunk");
+                }
+            }
+        }
+    }
 }
