@@ -737,3 +737,31 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     obj["metadata"]["resourceVersion"] = Value::String(rev.to_string());
     json_value(StatusCode::OK, &scale_of(call, &obj))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn same_but_rv_ignores_only_the_resource_version() {
+        let a = json!({"metadata": {"name": "p", "resourceVersion": "1"}, "spec": {"x": 1}});
+        let b = json!({"metadata": {"name": "p", "resourceVersion": "2"}, "spec": {"x": 1}});
+        let no_rv = json!({"metadata": {"name": "p"}, "spec": {"x": 1}});
+        assert!(same_but_rv(&a, &b));
+        assert!(same_but_rv(&a, &no_rv));
+        assert!(same_but_rv(&no_rv, &a));
+        let label = json!({"metadata": {"name": "p", "labels": {"a": "b"}}, "spec": {"x": 1}});
+        assert!(!same_but_rv(&no_rv, &label));
+        let spec = json!({"metadata": {"name": "p", "resourceVersion": "1"}, "spec": {"x": 2}});
+        assert!(!same_but_rv(&a, &spec));
+        let extra = json!({"metadata": {"name": "p"}, "spec": {"x": 1}, "status": {}});
+        assert!(!same_but_rv(&no_rv, &extra));
+        assert!(!same_but_rv(
+            &json!({"spec": {}}),
+            &json!({"metadata": {}, "spec": {}})
+        ));
+        assert!(same_but_rv(&json!([1]), &json!([1])));
+    }
+}
