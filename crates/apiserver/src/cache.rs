@@ -16,6 +16,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{ApiError, ApiResult};
 
+/// The pod field that indexes watches (see `State::node_channels`).
+const NODE_NAME: &str = "spec.nodeName";
+
 /// Events kept for watches that resume from an older resourceVersion.
 const HISTORY_EVENTS: usize = 100_000;
 /// Buffered events per resource before a slow watcher is cut off.
@@ -74,6 +77,11 @@ struct State {
     /// History covers every change after this revision.
     history_start: Revision,
     channels: HashMap<String, broadcast::Sender<Arc<Change>>>,
+    /// Pod changes by `spec.nodeName` (before and after the change), for watches
+    /// that select one node's pods — every kubelet's. Kubernetes' cacher calls
+    /// these indexed triggers: without them each pod change would wake every
+    /// node's watch.
+    node_channels: HashMap<String, broadcast::Sender<Arc<Change>>>,
     /// The revision of each resource's latest change since the last load.
     resource_revisions: HashMap<String, Revision>,
     loaded_at: Revision,
@@ -100,6 +108,7 @@ impl Cache {
                 history: VecDeque::new(),
                 history_start: 0,
                 channels: HashMap::new(),
+                node_channels: HashMap::new(),
                 resource_revisions: HashMap::new(),
                 loaded_at: 0,
             }),
@@ -140,6 +149,7 @@ impl Cache {
         st.history.clear();
         st.history_start = listed.revision;
         st.channels.clear();
+        st.node_channels.clear();
         st.resource_revisions.clear();
         st.loaded_at = listed.revision;
         drop(st);
@@ -204,6 +214,21 @@ impl Cache {
             st.history.push_back(change.clone());
             st.resource_revisions
                 .insert(resource_of(&key).to_string(), rev);
+            if resource_of(&key) == "pods" {
+                let now = change.object.field(NODE_NAME);
+                let before = change.prev.as_ref().and_then(|p| p.field(NODE_NAME));
+                for node in [now, before.filter(|b| Some(*b) != now)]
+                    .into_iter()
+                    .flatten()
+                {
+                    // A send fails only when the node's last watch has gone.
+                    if let Some(tx) = st.node_channels.get(node)
+                        && tx.send(change.clone()).is_err()
+                    {
+                        st.node_channels.remove(node);
+                    }
+                }
+            }
             if let Some(tx) = st.channels.get(resource_of(&key)) {
                 // An error only means nobody listens right now.
                 let _ = tx.send(change);
@@ -290,16 +315,21 @@ impl Cache {
     /// `after`. Returns the history to replay first and the live feed, or 410 when
     /// that history is gone. With `after` = None, returns the current objects under
     /// `prefix` as a snapshot instead of history.
+    /// `node`, for pods, limits the live feed to changes of pods on that node
+    /// (before or after the change); the caller still filters by its selectors.
     pub fn watch(
         &self,
         resource: &str,
         prefix: &str,
         after: Option<Revision>,
+        node: Option<&str>,
     ) -> ApiResult<WatchStart> {
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let rx = st
-            .channels
-            .entry(resource.to_string())
+        let channels = match node {
+            Some(n) if resource == "pods" => st.node_channels.entry(n.to_string()),
+            _ => st.channels.entry(resource.to_string()),
+        };
+        let rx = channels
             .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
             .subscribe();
         match after {

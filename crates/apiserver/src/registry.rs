@@ -117,7 +117,7 @@ pub async fn follow_crds(api: std::sync::Weak<crate::rest::Api>) {
         let Some(strong) = api.upgrade() else { return };
         let Ok(start) = strong
             .cache
-            .watch("customresourcedefinitions", PREFIX, None)
+            .watch("customresourcedefinitions", PREFIX, None, None)
         else {
             return;
         };

@@ -57,6 +57,11 @@ impl Selectors {
         true
     }
 
+    /// The value the field selector demands for `field` with `=`, if any.
+    pub fn exact_field(&self, field: &str) -> Option<&str> {
+        self.fields.as_ref()?.requires_exact_match(field)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.labels.as_ref().is_none_or(LabelSelector::is_empty)
             && self.fields.as_ref().is_none_or(FieldSelector::is_empty)

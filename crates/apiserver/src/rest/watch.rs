@@ -47,7 +47,9 @@ pub async fn watch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             if send_initial { None } else { Some(rev) }
         }
     };
-    let start = api.cache.watch(&storage, &prefix, after)?;
+    // A watch of one node's pods (a kubelet's) listens to that node's changes only.
+    let node = selectors.exact_field("spec.nodeName");
+    let start = api.cache.watch(&storage, &prefix, after, node)?;
     let table = call.accept().contains("as=Table");
     let ctx = StreamCtx {
         kind: call.resource.kind.to_string(),
