@@ -23,6 +23,10 @@ const NODE_NAME: &str = "spec.nodeName";
 const HISTORY_EVENTS: usize = 100_000;
 /// Buffered events per resource before a slow watcher is cut off.
 const WATCH_BUFFER: usize = 4096;
+/// The same for one node's pods. A channel's buffer is allocated whole when
+/// it is made (~40 bytes a slot), and there is one per node: 256 slots are
+/// ~10 KiB a node, and more than two changes for each of a node's 110 pods.
+const NODE_WATCH_BUFFER: usize = 256;
 
 /// One object as clients see it.
 #[derive(Debug)]
@@ -325,12 +329,14 @@ impl Cache {
         node: Option<&str>,
     ) -> ApiResult<WatchStart> {
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
-        let channels = match node {
-            Some(n) if resource == "pods" => st.node_channels.entry(n.to_string()),
-            _ => st.channels.entry(resource.to_string()),
+        let (channels, size) = match node {
+            Some(n) if resource == "pods" => {
+                (st.node_channels.entry(n.to_string()), NODE_WATCH_BUFFER)
+            }
+            _ => (st.channels.entry(resource.to_string()), WATCH_BUFFER),
         };
         let rx = channels
-            .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
+            .or_insert_with(|| broadcast::channel(size).0)
             .subscribe();
         match after {
             None => {
