@@ -509,17 +509,8 @@ fn selectable_paths(resource: &str) -> &'static (Vec<&'static str>, crate::store
         ]
         .into_iter()
         .map(|r| {
-            let names: Vec<&'static str> = ["metadata.name", "metadata.namespace"]
-                .into_iter()
-                .chain(field_names(r).iter().copied())
-                .collect();
-            let paths: Vec<Vec<&'static str>> = names
-                .iter()
-                .map(|n| match *n {
-                    "source" => vec!["source", "component"],
-                    n => n.split('.').collect(),
-                })
-                .collect();
+            let names = selectable_names(r);
+            let paths: Vec<Vec<&'static str>> = names.iter().map(|n| field_path(n)).collect();
             (r, (names, crate::stored::Paths::new(&paths)))
         })
         .collect()
@@ -602,26 +593,39 @@ pub fn field_names(resource: &str) -> &'static [&'static str] {
     }
 }
 
-fn selectable_fields(resource: &str, value: &Value) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for name in ["metadata.name", "metadata.namespace"]
-        .iter()
-        .chain(field_names(resource))
-    {
-        let pointer = if *name == "source" {
-            "/source/component".to_string()
-        } else {
-            format!("/{}", name.replace('.', "/"))
-        };
-        let text = match value.pointer(&pointer) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Bool(b)) => b.to_string(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => absent_field(name).into(),
-        };
-        out.push((*name, text));
+/// metadata.name and .namespace, then the resource's own selectable fields.
+fn selectable_names(resource: &str) -> Vec<&'static str> {
+    ["metadata.name", "metadata.namespace"]
+        .into_iter()
+        .chain(field_names(resource).iter().copied())
+        .collect()
+}
+
+/// Where a selectable field lives in the object; `source` is an event's
+/// `source.component`.
+fn field_path(name: &'static str) -> Vec<&'static str> {
+    match name {
+        "source" => vec!["source", "component"],
+        n => n.split('.').collect(),
     }
-    out
+}
+
+fn selectable_fields(resource: &str, value: &Value) -> Vec<(&'static str, String)> {
+    selectable_names(resource)
+        .into_iter()
+        .map(|name| {
+            let found = field_path(name)
+                .iter()
+                .try_fold(value, |v, step| v.get(step));
+            let text = match found {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => absent_field(name).into(),
+            };
+            (name, text)
+        })
+        .collect()
 }
 
 #[cfg(test)]
