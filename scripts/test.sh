@@ -9,6 +9,14 @@ if ! python3 -c 'import kubernetes' 2>/dev/null; then
     python3 -m pip install --quiet 'kubernetes>=31' || echo "test: pip install kubernetes failed; Python client tests will say so" >&2
 fi
 
+# A test run builds once from a clean tree: incremental state would only take
+# disk space (several GiB) that the tests' etcd members and databases need.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "${free_kib:-0}" -lt $((4 * 1024 * 1024)) ]; then
+    echo "test: only $((free_kib / 1024)) MiB free on the disk holding $(pwd); the build and the tests need about 4 GiB, so tests may fail with \"no space left on device\"" >&2
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 

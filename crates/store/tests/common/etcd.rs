@@ -69,7 +69,20 @@ impl Member {
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        if text.contains("no space left on device") {
+            // A machine fault, not a store fault: say so before the log.
+            format!(
+                "this machine's disk is full (etcd wrote \"no space left on device\" under {}); \
+                 free disk space and run again. etcd's log:\n{tail}",
+                self.log
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+        } else {
+            tail
+        }
     }
 }
 
