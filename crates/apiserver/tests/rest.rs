@@ -471,6 +471,85 @@ async fn finalizers_and_graceful_pod_deletion() {
 }
 
 #[tokio::test]
+async fn priority_admission_resolves_classes_and_refuses_disagreeing_values() {
+    let h = harness().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    let classes = "/apis/scheduling.k8s.io/v1/priorityclasses";
+    let pod = |name: &str, spec: Value| {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                           "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        if let (Some(m), Some(extra)) = (p["spec"].as_object_mut(), spec.as_object()) {
+            m.extend(extra.clone());
+        }
+        p
+    };
+    // No class at all: priority 0, may preempt.
+    let (code, plain) = h.post(pods, pod("plain", json!({}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{plain}");
+    assert_eq!(plain["spec"]["priority"], 0);
+    assert_eq!(plain["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+
+    let class = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "batch"}, "value": 50, "preemptionPolicy": "Never"});
+    assert_eq!(h.post(classes, class).await.0, StatusCode::CREATED);
+    let (code, batch) = h
+        .post(pods, pod("batch", json!({"priorityClassName": "batch"})))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{batch}");
+    assert_eq!(batch["spec"]["priority"], 50);
+    assert_eq!(batch["spec"]["preemptionPolicy"], "Never");
+    // Writing the value the class gives is allowed.
+    let agreeing = json!({"priorityClassName": "batch", "priority": 50});
+    assert_eq!(
+        h.post(pods, pod("agree", agreeing)).await.0,
+        StatusCode::CREATED
+    );
+
+    // A value of one's own is refused, not silently replaced.
+    let (code, st) = h.post(pods, pod("own", json!({"priority": 1000}))).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{st}");
+    assert_eq!(
+        st["message"],
+        "pods \"own\" is forbidden: the integer value of priority (1000) must not be provided in pod spec; \
+         priority admission controller computed 0 from the given PriorityClass name"
+    );
+    let (code, st) = h
+        .post(
+            pods,
+            pod(
+                "policy",
+                json!({"priorityClassName": "batch", "preemptionPolicy": "PreemptLowerPriority"}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{st}");
+    assert!(
+        st["message"].as_str().is_some_and(
+            |m| m.contains("PreemptionPolicy (PreemptLowerPriority) must not be provided")
+        ),
+        "{st}"
+    );
+    let (code, st) = h
+        .post(pods, pod("missing", json!({"priorityClassName": "nope"})))
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{st}");
+    assert_eq!(
+        st["message"],
+        "pods \"missing\" is forbidden: no PriorityClass with name nope was found"
+    );
+    assert_eq!(h.get(&format!("{pods}/own")).await.0, StatusCode::NOT_FOUND);
+
+    // A global default class applies to pods that name none.
+    let default = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+        "metadata": {"name": "everyone"}, "value": 7, "globalDefault": true});
+    assert_eq!(h.post(classes, default).await.0, StatusCode::CREATED);
+    let (code, later) = h.post(pods, pod("later", json!({}))).await;
+    assert_eq!(code, StatusCode::CREATED, "{later}");
+    assert_eq!(later["spec"]["priority"], 7);
+    assert_eq!(later["spec"]["priorityClassName"], "everyone");
+}
+
+#[tokio::test]
 async fn status_and_main_resource_are_separate() {
     let h = harness().await;
     let deps = "/apis/apps/v1/namespaces/default/deployments";

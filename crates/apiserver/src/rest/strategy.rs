@@ -243,6 +243,9 @@ pub async fn prepare(
     if r.group.is_empty() && r.plural == "secrets" {
         fold_string_data(obj);
     }
+    // What the client wrote itself, before defaulting fills both in.
+    let given_priority = (op == Op::Create && r.group.is_empty() && r.plural == "pods")
+        .then(|| GivenPriority::of(obj));
     apimachinery::defaults::apply_defaults(&av, &r.kind, obj);
     if op == Op::Create {
         reset_status_on_create(r, obj);
@@ -250,7 +253,7 @@ pub async fn prepare(
             // Admission: pods tolerate not-ready and unreachable nodes for 300 s.
             ("", "pods") => {
                 apimachinery::defaults::default_tolerations(obj);
-                resolve_priority(api, obj)?;
+                resolve_priority(api, obj, given_priority.unwrap_or_default())?;
             }
             ("batch", "jobs") => {
                 let uid = obj
@@ -299,9 +302,36 @@ pub async fn prepare(
     Ok(())
 }
 
+/// `spec.priority` and `spec.preemptionPolicy` as a pod's creator wrote them.
+#[derive(Default)]
+struct GivenPriority {
+    priority: Option<Value>,
+    policy: Option<Value>,
+}
+
+impl GivenPriority {
+    fn of(pod: &Value) -> Self {
+        let field = |name: &str| {
+            pod.get("spec")
+                .and_then(|s| s.get(name))
+                .filter(|v| !v.is_null())
+                .cloned()
+        };
+        GivenPriority {
+            priority: field("priority"),
+            policy: field("preemptionPolicy"),
+        }
+    }
+}
+
 /// The Priority admission step: a pod's `priorityClassName` (or the global
 /// default class) becomes its `spec.priority` and `preemptionPolicy`.
-fn resolve_priority(api: &Api, pod: &mut Value) -> ApiResult<()> {
+fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResult<()> {
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let name = pod
         .pointer("/spec/priorityClassName")
         .and_then(Value::as_str)
@@ -317,10 +347,6 @@ fn resolve_priority(api: &Api, pod: &mut Value) -> ApiResult<()> {
         match api.cache.get(&format!("/registry/priorityclasses/{name}")) {
             Some(e) => Some(e.value()?),
             None => {
-                let pod_name = pod
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
                 return Err(ApiError::Forbidden(format!(
                     "pods \"{pod_name}\" is forbidden: no PriorityClass with name {name} was found"
                 )));
@@ -335,16 +361,41 @@ fn resolve_priority(api: &Api, pod: &mut Value) -> ApiResult<()> {
         .and_then(|c| c.get("value"))
         .and_then(Value::as_i64)
         .unwrap_or(0);
+    let policy = class
+        .as_ref()
+        .and_then(|c| c.get("preemptionPolicy"))
+        .and_then(Value::as_str)
+        .unwrap_or("PreemptLowerPriority")
+        .to_string();
+    // As Kubernetes' Priority admission: values a client writes itself must
+    // agree with the class, or the pod is refused rather than silently changed.
+    if let Some(given) = &given.priority
+        && given.as_i64() != Some(value)
+    {
+        return Err(ApiError::Forbidden(format!(
+            "pods \"{}\" is forbidden: the integer value of priority ({given}) must not be provided in pod spec; \
+             priority admission controller computed {value} from the given PriorityClass name",
+            pod_name
+        )));
+    }
+    if let Some(given) = &given.policy
+        && given.as_str() != Some(policy.as_str())
+    {
+        let given = given
+            .as_str()
+            .map_or_else(|| given.to_string(), str::to_string);
+        return Err(ApiError::Forbidden(format!(
+            "pods \"{}\" is forbidden: the string value of PreemptionPolicy ({given}) must not be provided in pod spec; \
+             priority admission controller computed {policy} from the given PriorityClass name",
+            pod_name
+        )));
+    }
     spec.insert("priority".into(), json!(value));
-    if let Some(c) = &class {
-        if name.is_empty()
-            && let Some(n) = c.pointer("/metadata/name")
-        {
-            spec.insert("priorityClassName".into(), n.clone());
-        }
-        if let Some(p) = c.get("preemptionPolicy") {
-            spec.insert("preemptionPolicy".into(), p.clone());
-        }
+    spec.insert("preemptionPolicy".into(), json!(policy));
+    if name.is_empty()
+        && let Some(n) = class.as_ref().and_then(|c| c.pointer("/metadata/name"))
+    {
+        spec.insert("priorityClassName".into(), n.clone());
     }
     Ok(())
 }
