@@ -183,8 +183,15 @@ impl Driver {
                 self.writer.unschedulable(&qp.pod, &qp.object, &message);
                 self.writer
                     .event(&qp.pod, "Warning", "FailedScheduling", message);
-                if let Some(p) = preemption {
-                    self.execute_preemption(&qp.pod, p);
+                match preemption {
+                    preempt::Outcome::Preempt(p) => self.execute_preemption(&qp.pod, p),
+                    preempt::Outcome::NoRoom if !qp.pod.nominated_node_name.is_empty() => {
+                        // The room once found is gone (Kubernetes clears the
+                        // nomination when preemption finds no candidate).
+                        self.cache.set_nominated(&qp.pod, None);
+                        self.writer.clear_nomination(&qp.pod);
+                    }
+                    preempt::Outcome::NoRoom | preempt::Outcome::NotTried => {}
                 }
             }
         }

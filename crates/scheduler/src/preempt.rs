@@ -43,14 +43,31 @@ pub fn eligible(cache: &Cache, pod: &PodInfo) -> bool {
     })
 }
 
+/// What a preemption attempt decided.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Preemption was not tried (the pod never preempts, or its earlier victims
+    /// are still terminating): any nomination the pod has stands.
+    NotTried,
+    /// No node can make room: a nomination the pod has is void, and, as
+    /// Kubernetes does, it is cleared.
+    NoRoom,
+    /// Evict these victims; the pod is nominated to their node.
+    Preempt(Preemption),
+}
+
 pub fn preempt(
     framework: &Framework,
     cache: &mut Cache,
     pod: &Arc<PodInfo>,
     fit: &FitError,
-) -> Option<Preemption> {
-    if fit.pre_filter.is_some() || !eligible(cache, pod) {
-        return None;
+) -> Outcome {
+    if !eligible(cache, pod) {
+        return Outcome::NotTried;
+    }
+    if fit.pre_filter.is_some() {
+        // A pre-filter rejection holds on every node: no eviction helps.
+        return Outcome::NoRoom;
     }
     let candidates: Vec<String> = fit
         .failures
@@ -87,7 +104,7 @@ pub fn preempt(
             break;
         }
     }
-    best.map(|(_, p)| p)
+    best.map_or(Outcome::NoRoom, |(_, p)| Outcome::Preempt(p))
 }
 
 fn fits(framework: &Framework, cache: &Cache, pod: &Arc<PodInfo>, node: usize) -> bool {
@@ -218,10 +235,17 @@ mod tests {
     use crate::testing::{NodeBuilder, PodBuilder, cache_with, info};
     use apimachinery::selectors::LabelSelector;
 
-    fn run(cache: &mut Cache, pod: &Arc<PodInfo>) -> Option<Preemption> {
+    fn outcome(cache: &mut Cache, pod: &Arc<PodInfo>) -> Outcome {
         let mut s = Scheduler::new(Framework::default(), 0);
         let fit = s.schedule(cache, pod).expect_err("does not fit");
         preempt(&s.framework, cache, pod, &fit)
+    }
+
+    fn run(cache: &mut Cache, pod: &Arc<PodInfo>) -> Option<Preemption> {
+        match outcome(cache, pod) {
+            Outcome::Preempt(p) => Some(p),
+            Outcome::NoRoom | Outcome::NotTried => None,
+        }
     }
 
     fn high(cpu: &str) -> Arc<PodInfo> {
@@ -273,7 +297,7 @@ mod tests {
             .node("a")
             .build()];
         let mut cache = cache_with(&nodes, &pods);
-        assert!(run(&mut cache, &high("1")).is_none());
+        assert!(matches!(outcome(&mut cache, &high("1")), Outcome::NoRoom));
     }
 
     #[test]
@@ -284,7 +308,7 @@ mod tests {
             .build()];
         let pods = [PodBuilder::new("low").cpu("2").node("a").build()];
         let mut cache = cache_with(&nodes, &pods);
-        assert!(run(&mut cache, &high("1")).is_none());
+        assert!(matches!(outcome(&mut cache, &high("1")), Outcome::NoRoom));
     }
 
     #[test]
@@ -327,6 +351,33 @@ mod tests {
         let mut cache = cache_with(&nodes, &pods);
         let mut pod = (*high("1")).clone();
         pod.preempt_never = true;
-        assert!(run(&mut cache, &Arc::new(pod)).is_none());
+        assert!(matches!(
+            outcome(&mut cache, &Arc::new(pod)),
+            Outcome::NotTried
+        ));
+    }
+
+    #[test]
+    fn waiting_for_earlier_victims_is_not_a_new_try() {
+        let nodes = [NodeBuilder::new("a").cpu("2").build()];
+        let pods = [
+            PodBuilder::new("other")
+                .cpu("1")
+                .priority(2000)
+                .node("a")
+                .build(),
+            PodBuilder::new("victim")
+                .cpu("1")
+                .node("a")
+                .terminating()
+                .build(),
+        ];
+        let mut cache = cache_with(&nodes, &pods);
+        let mut pod = (*high("2")).clone();
+        pod.nominated_node_name = "a".into();
+        assert!(matches!(
+            outcome(&mut cache, &Arc::new(pod)),
+            Outcome::NotTried
+        ));
     }
 }

@@ -220,6 +220,14 @@ impl PodBuilder {
         self
     }
 
+    /// Marks the pod as being deleted (a deletionTimestamp is set).
+    pub fn terminating(mut self) -> Self {
+        self.0.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Default::default()),
+        );
+        self
+    }
+
     pub fn image(mut self, image: &str) -> Self {
         self.spec().containers[0].image = Some(image.into());
         self

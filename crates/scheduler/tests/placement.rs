@@ -40,6 +40,13 @@ async fn create_node(nodes: &Api<Node>, n: Node) {
         .expect("create node");
 }
 
+async fn patch_node(nodes: &Api<Node>, name: &str, patch: serde_json::Value) {
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap_or_else(|e| panic!("patch node {name}: {e}"));
+}
+
 async fn create_pod(pods: &Api<Pod>, p: Pod) {
     pods.create(&PostParams::default(), &p)
         .await
@@ -140,14 +147,7 @@ async fn filters_place_pods_and_unschedulable_pods_get_kubernetes_messages() {
     assert_eq!(bound_node(&pods, "gpu-job").await, "gpu1");
 
     // Cordon: the cordoned node takes nothing new.
-    nodes
-        .patch(
-            "large",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
-        )
-        .await
-        .expect("cordon");
+    patch_node(&nodes, "large", json!({"spec": {"unschedulable": true}})).await;
     create_pod(&pods, pod("after-cordon", "500m", json!({}), json!({}))).await;
     assert_eq!(bound_node(&pods, "after-cordon").await, "small");
 
@@ -291,10 +291,7 @@ async fn affinity_spreading_and_preemption() {
         .create(&PostParams::default(), &high)
         .await
         .expect("priority class");
-    // Kubernetes' priority admission would resolve the class into
-    // spec.priority; Flotilla's API server does not yet (and the scheduler
-    // may not read PriorityClasses), so the pod carries both.
-    let important = json!({"priorityClassName": "high", "priority": 1000});
+    let important = json!({"priorityClassName": "high"});
     create_pod(&pods, pod("important", "1", json!({}), important)).await;
 
     let nominated = |p: Option<&Pod>| {
@@ -411,4 +408,103 @@ async fn replicas_spread_by_the_system_default_constraints() {
     .await;
     let want = even(1).map(|(k, v)| (k.to_string(), v)).into();
     assert_eq!(per_node, want, "service pods by node");
+}
+
+/// Waits until `name`'s status.nominatedNodeName is `node` ("" for none).
+async fn nominated_to(pods: &Api<Pod>, name: &str, node: &str) {
+    let cond = |p: Option<&Pod>| {
+        p.is_some_and(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.as_deref())
+                .unwrap_or_default()
+                == node
+        })
+    };
+    if tokio::time::timeout(WAIT, await_condition(pods.clone(), name, cond))
+        .await
+        .is_err()
+    {
+        let p = pods.get(name).await.expect("get pod");
+        panic!(
+            "pod {name} was never nominated to {node:?}; status: {:?}",
+            p.status
+        );
+    }
+}
+
+/// A pod whose nominated room a higher-priority preemption takes loses its
+/// nomination (Kubernetes' getLowerPriorityNominatedPods); a nominated pod
+/// for which no node can make room any more loses it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nominations_give_way_and_are_cleared_when_room_is_gone() {
+    let server = ApiServer::start().await;
+    let nodes: Api<Node> = Api::all(server.admin.clone());
+    let pods: Api<Pod> = Api::namespaced(server.admin.clone(), "default");
+    create_node(&nodes, node("n1", "3", json!({}), json!([]))).await;
+    let _scheduler = start_scheduler(&server).await;
+    let classes: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
+        Api::all(server.admin.clone());
+    for (name, value) in [("mid", 10), ("top", 100)] {
+        let class = serde_json::from_value(json!({"apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass", "metadata": {"name": name}, "value": value}))
+        .expect("class");
+        classes
+            .create(&PostParams::default(), &class)
+            .await
+            .expect("priority class");
+    }
+    let prio = |class: &str| json!({"priorityClassName": class});
+    // Finishes a deletion as a kubelet would (there is no node agent here).
+    let finish_deletion = |name: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let gone = |p: Option<&Pod>| p.is_none_or(|p| p.metadata.deletion_timestamp.is_some());
+            tokio::time::timeout(WAIT, await_condition(pods.clone(), name, gone))
+                .await
+                .unwrap_or_else(|_| panic!("{name} was not deleted in time"))
+                .expect("watch");
+            let _ = pods
+                .delete(name, &DeleteParams::default().grace_period(0))
+                .await;
+        }
+    };
+
+    create_pod(&pods, pod("v", "2", json!({}), json!({}))).await;
+    assert_eq!(bound_node(&pods, "v").await, "n1");
+    // mid preempts v and waits, nominated, while v terminates.
+    create_pod(&pods, pod("mid", "2", json!({}), prio("mid"))).await;
+    nominated_to(&pods, "mid", "n1").await;
+    // top needs the whole node: it is nominated there too, and mid's
+    // reservation, now unfulfillable, is dropped.
+    create_pod(&pods, pod("top", "3", json!({}), prio("top"))).await;
+    nominated_to(&pods, "top", "n1").await;
+    nominated_to(&pods, "mid", "").await;
+    finish_deletion("v").await;
+    assert_eq!(bound_node(&pods, "top").await, "n1");
+
+    // n2 starts tainted so only w (which tolerates it) lands there first.
+    let mut n2 = node("n2", "2", json!({}), json!([]));
+    n2.spec.get_or_insert_default().taints = Some(vec![
+        serde_json::from_value(json!({"key": "reserved", "value": "w", "effect": "NoSchedule"}))
+            .expect("taint"),
+    ]);
+    create_node(&nodes, n2).await;
+    let tolerate = json!({"tolerations": [
+        {"key": "reserved", "operator": "Equal", "value": "w", "effect": "NoSchedule"}]});
+    create_pod(&pods, pod("w", "2", json!({}), tolerate)).await;
+    assert_eq!(bound_node(&pods, "w").await, "n2");
+    // Untainted, n2 is where mid can make room: it preempts w.
+    patch_node(&nodes, "n2", json!({"spec": {"taints": null}})).await;
+    nominated_to(&pods, "mid", "n2").await;
+    // Cordoned before w is gone: no node can take mid any more, so once w
+    // has terminated its nomination is cleared instead of kept forever.
+    patch_node(&nodes, "n2", json!({"spec": {"unschedulable": true}})).await;
+    finish_deletion("w").await;
+    nominated_to(&pods, "mid", "").await;
+    let mid = pods.get("mid").await.expect("get mid");
+    assert!(
+        mid.spec.and_then(|s| s.node_name).is_none(),
+        "mid stays pending"
+    );
 }
