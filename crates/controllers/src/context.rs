@@ -29,6 +29,7 @@ pub struct Ctx {
     pub client: Client,
     pub opts: ControllerOptions,
     pub events: Recorder,
+    /// Indexed by `spec.nodeName` ([`Informer::with_key`]).
     pub pods: Arc<Informer<Pod>>,
     pub nodes: Arc<Informer<Node>>,
     pub node_leases: Arc<Informer<Lease>>,
@@ -73,9 +74,17 @@ impl Ctx {
         let (node_leases, d) =
             Informer::new(Api::namespaced(client.clone(), NODE_LEASE_NAMESPACE), cfg());
         drivers.push(d);
+        // Pods are also indexed by node, for the controllers that act on one
+        // node's pods (pod GC, taint eviction, node lifecycle).
+        let (pods, d) = Informer::indexed(
+            Api::all(client.clone()),
+            cfg(),
+            Some(crate::pods::node_name),
+        );
+        drivers.push(d);
         let ctx = Ctx {
             events: Recorder::new(client.clone(), &opts.identity),
-            pods: all!(),
+            pods,
             nodes: all!(),
             node_leases,
             namespaces: all!(),

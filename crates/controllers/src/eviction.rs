@@ -33,10 +33,8 @@ pub async fn run(ctx: Shared) {
         if !tainted {
             return Vec::new();
         }
-        let name = node.name_any();
-        pods.list()
+        pods.with_key(&node.name_any())
             .iter()
-            .filter(|p| node_name(p) == Some(name.as_str()))
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect()
     });

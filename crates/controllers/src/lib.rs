@@ -81,6 +81,9 @@ pub struct ControllerOptions {
     /// Terminated pods kept before the oldest are deleted
     /// (`--terminated-pod-gc-threshold`, 12500).
     pub terminated_pod_gc_threshold: usize,
+    /// How long a pod's node must stay missing before pod GC deletes the pod
+    /// (kube-controller-manager's fixed 40 s: a node may be re-registered).
+    pub pod_gc_quarantine: Duration,
     /// The cluster CA in PEM, published to every namespace as the
     /// `kube-root-ca.crt` ConfigMap and put into service-account token Secrets.
     pub root_ca_pem: Option<String>,
@@ -101,6 +104,7 @@ impl Default for ControllerOptions {
             cluster_cidr: Some("10.42.0.0/16".into()),
             node_cidr_mask_size: 24,
             terminated_pod_gc_threshold: 12500,
+            pod_gc_quarantine: Duration::from_secs(40),
             root_ca_pem: None,
             workers: 5,
         }

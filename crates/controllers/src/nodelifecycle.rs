@@ -215,9 +215,9 @@ async fn mark_unknown(ctx: &Shared, node: &Node) -> Result<Node> {
 async fn mark_pods_not_ready(ctx: &Shared, node: &str) {
     let pods: Vec<Arc<Pod>> = ctx
         .pods
-        .list()
+        .with_key(node)
         .into_iter()
-        .filter(|p| crate::pods::node_name(p) == Some(node) && crate::pods::is_ready(p))
+        .filter(|p| crate::pods::is_ready(p))
         .collect();
     for pod in pods {
         let ns = pod.namespace().unwrap_or_default();

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
@@ -21,9 +20,6 @@ use crate::meta::now;
 use crate::pods::{is_terminal, node_name};
 use crate::{CACHE_WAIT, Shared};
 
-/// How long a pod's node must stay missing before the pod is removed: a node
-/// may be deleted and re-registered.
-const QUARANTINE: Duration = Duration::from_secs(40);
 const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
 
 struct PodGc {
@@ -34,11 +30,16 @@ struct PodGc {
 
 pub async fn run(ctx: Shared) {
     let pods = ctx.pods.clone();
+    let nodes = ctx.nodes.clone();
     let queue = Queue::new(&ctx.pods).related(&ctx.nodes, move |node| {
         let name = node.name_any();
-        pods.list()
+        // Only a node's removal (its pods become orphans) or its going out of
+        // service concerns its pods here; the cache already reflects the change.
+        if nodes.get(None, &name).is_some() && !out_of_service(node) {
+            return Vec::new();
+        }
+        pods.with_key(&name)
             .iter()
-            .filter(|p| node_name(p) == Some(name.as_str()))
             .map(|p| ObjectRef::from_obj(p.as_ref()))
             .collect()
     });
@@ -79,9 +80,11 @@ async fn reconcile(pod: Arc<Pod>, gc: Arc<PodGc>) -> Result<Action> {
                     .unwrap_or_else(|p| p.into_inner())
                     .entry(uid.clone())
                     .or_insert_with(Instant::now);
+                // A node may be deleted and registered again: wait a while.
+                let quarantine = ctx.opts.pod_gc_quarantine;
                 let waited = since.elapsed();
-                if waited < QUARANTINE {
-                    return Ok(Action::requeue(QUARANTINE - waited));
+                if waited < quarantine {
+                    return Ok(Action::requeue(quarantine - waited));
                 }
                 // The cache may lag a re-registered node; ask before deleting.
                 let live = ctx

@@ -186,3 +186,56 @@ async fn a_dead_nodes_pods_are_evicted_and_replaced_on_healthy_nodes() -> anyhow
     assert_eq!(holder, Some(crate::common::test_options().identity));
     Ok(())
 }
+
+/// Pod GC finishes what no node agent will: terminating pods on a node taken
+/// out of service, and pods whose node was deleted (after a quarantine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_gc_removes_pods_of_out_of_service_and_deleted_nodes() -> anyhow::Result<()> {
+    crate::common::init_logging();
+    let mut opts = crate::common::test_options();
+    opts.pod_gc_quarantine = std::time::Duration::from_secs(1);
+    let c = Cluster::start_with(opts).await?;
+    let nodes: Api<Node> = Api::all(c.admin.clone());
+    let pods: Api<Pod> = Api::namespaced(c.admin.clone(), "default");
+    for name in ["down", "gone"] {
+        nodes
+            .create(
+                &PostParams::default(),
+                &obj(json!({"metadata": {"name": name},
+                    "status": {"conditions": [{"type": "Ready", "status": "False"}]}})),
+            )
+            .await?;
+        let pod: Pod = obj(json!({"metadata": {"name": format!("on-{name}")},
+            "spec": {"nodeName": name, "containers": [{"name": "c", "image": "busybox"}]}}));
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+
+    // Deleted while its node is down: it stays terminating, as a bound pod
+    // waits for its node agent, until the node is declared out of service.
+    pods.delete("on-down", &Default::default()).await?;
+    let terminating = wait_object(pods.clone(), "on-down", LIMIT, "on-down terminating", |p| {
+        p.is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .await?;
+    assert!(terminating.is_some(), "kept while its node may come back");
+    nodes
+        .patch(
+            "down",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"taints": [
+                {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}]}})),
+        )
+        .await?;
+    wait_object(pods.clone(), "on-down", LIMIT, "on-down removed", |p| {
+        p.is_none()
+    })
+    .await?;
+
+    // A deleted node's pod is removed once the quarantine has passed.
+    nodes.delete("gone", &Default::default()).await?;
+    wait_object(pods.clone(), "on-gone", LIMIT, "on-gone removed", |p| {
+        p.is_none()
+    })
+    .await?;
+    Ok(())
+}
