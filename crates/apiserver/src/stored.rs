@@ -128,6 +128,22 @@ pub fn stamp(json: &[u8], rev: i64) -> Option<Bytes> {
     Some(Bytes::from(out))
 }
 
+/// `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":…}`
+/// for a stored object: what clients asking for
+/// `as=PartialObjectMetadata;g=meta.k8s.io;v=v1` (metadata informers, the
+/// garbage collector) receive instead of the whole object. The metadata is
+/// copied as stored, without decoding it.
+pub fn partial_metadata(json: &[u8]) -> Bytes {
+    const HEAD: &[u8] =
+        b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":";
+    let meta = metadata_span(json).map_or(&b"{}"[..], |(start, end)| &json[start..end]);
+    let mut out = Vec::with_capacity(HEAD.len() + meta.len() + 1);
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(meta);
+    out.push(b'}');
+    Bytes::from(out)
+}
+
 /// Byte range of the top-level `metadata` value.
 fn metadata_span(json: &[u8]) -> Option<(usize, usize)> {
     #[derive(serde::Deserialize)]

@@ -73,6 +73,18 @@ impl Harness {
         body: Option<Bytes>,
         content_type: &str,
     ) -> axum::response::Response {
+        self.raw_accepting(method, path_and_query, body, content_type, None)
+            .await
+    }
+
+    async fn raw_accepting(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Bytes>,
+        content_type: &str,
+        accept: Option<&str>,
+    ) -> axum::response::Response {
         let uri: axum::http::Uri = path_and_query.parse().expect("uri");
         let query: Query = axum::extract::Query::<Query>::try_from_uri(&uri)
             .map(|q| q.0)
@@ -84,6 +96,9 @@ impl Harness {
             header::CONTENT_TYPE,
             HeaderValue::from_str(content_type).expect("ct"),
         );
+        if let Some(a) = accept {
+            headers.insert(header::ACCEPT, HeaderValue::from_str(a).expect("accept"));
+        }
         self.api
             .serve(
                 &self.admin,
@@ -284,7 +299,18 @@ async fn selectors_filter_lists() {
 }
 
 async fn watch_lines(h: &Harness, path: &str, want: usize) -> Vec<Value> {
-    let resp = h.raw(Method::GET, path, None, "application/json").await;
+    watch_lines_accepting(h, path, want, None).await
+}
+
+async fn watch_lines_accepting(
+    h: &Harness,
+    path: &str,
+    want: usize,
+    accept: Option<&str>,
+) -> Vec<Value> {
+    let resp = h
+        .raw_accepting(Method::GET, path, None, "application/json", accept)
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let mut stream = resp.into_body().into_data_stream();
     let mut buf = Vec::new();
@@ -302,6 +328,73 @@ async fn watch_lines(h: &Harness, path: &str, want: usize) -> Vec<Value> {
         }
     }
     out
+}
+
+/// What metadata informers (client-go's metadata client, kube-rs'
+/// metadata_watcher, the garbage collector) ask for: only objects' metadata.
+#[tokio::test]
+async fn metadata_only_get_list_and_watch() {
+    let h = harness().await;
+    let (_, created) = h.post(CMS, cm("m1")).await;
+    let read = |resp: axum::response::Response| async move {
+        assert_eq!(resp.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        serde_json::from_slice::<Value>(&bytes).expect("JSON")
+    };
+    let one = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    let list = "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,\
+                application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json";
+
+    let got = read(
+        h.raw_accepting(
+            Method::GET,
+            &format!("{CMS}/m1"),
+            None,
+            "application/json",
+            Some(one),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        got,
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": created["metadata"]})
+    );
+
+    let listed = read(
+        h.raw_accepting(Method::GET, CMS, None, "application/json", Some(list))
+            .await,
+    )
+    .await;
+    assert_eq!(listed["kind"], "PartialObjectMetadataList");
+    assert_eq!(listed["apiVersion"], "meta.k8s.io/v1");
+    assert!(
+        listed["metadata"]["resourceVersion"].is_string(),
+        "{listed}"
+    );
+    let items = listed["items"].as_array().expect("items");
+    let m1 = items
+        .iter()
+        .find(|i| i["metadata"]["name"] == "m1")
+        .expect("m1 listed");
+    assert_eq!(m1["kind"], "PartialObjectMetadata");
+    assert!(m1.get("data").is_none(), "{m1}");
+
+    let events = watch_lines_accepting(
+        &h,
+        &format!("{CMS}?watch=true&resourceVersion=0"),
+        1,
+        Some(one),
+    )
+    .await;
+    assert_eq!(events[0]["type"], "ADDED");
+    let object = &events[0]["object"];
+    assert_eq!(object["kind"], "PartialObjectMetadata", "{object}");
+    assert!(object.get("data").is_none(), "{object}");
+    assert!(object["metadata"]["name"].is_string());
 }
 
 #[tokio::test]

@@ -95,6 +95,12 @@ impl Call<'_> {
             .unwrap_or("application/json")
     }
 
+    /// Whether the client asked for metadata only
+    /// (`as=PartialObjectMetadata` or `as=PartialObjectMetadataList`).
+    pub fn wants_metadata_only(&self) -> bool {
+        self.accept().contains("as=PartialObjectMetadata")
+    }
+
     /// Kubernetes' `not found` error for this call's resource and `name`.
     pub fn not_found(&self, name: &str) -> ApiError {
         ApiError::not_found(&self.resource.group, &self.resource.plural, name)

@@ -28,6 +28,12 @@ pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     if let Some(table) = super::tables::table_response(call, std::slice::from_ref(&entry), None)? {
         return Ok(table);
     }
+    if call.wants_metadata_only() {
+        return Ok(json_bytes(
+            StatusCode::OK,
+            crate::stored::partial_metadata(&entry.json),
+        ));
+    }
     Ok(json_bytes(StatusCode::OK, entry.json.clone()))
 }
 
@@ -210,11 +216,20 @@ pub fn list_body(
     revision: Revision,
     cont: Option<&str>,
 ) -> Body {
+    let metadata_only = call.wants_metadata_only();
+    let (kind, api_version) = if metadata_only {
+        (
+            "PartialObjectMetadata".to_string(),
+            "meta.k8s.io/v1".to_string(),
+        )
+    } else {
+        (call.resource.kind.to_string(), call.resource.api_version())
+    };
     let mut head = Vec::with_capacity(200);
     head.extend_from_slice(b"{\"kind\":\"");
-    head.extend_from_slice(call.resource.kind.as_bytes());
+    head.extend_from_slice(kind.as_bytes());
     head.extend_from_slice(b"List\",\"apiVersion\":\"");
-    head.extend_from_slice(call.resource.api_version().as_bytes());
+    head.extend_from_slice(api_version.as_bytes());
     head.extend_from_slice(b"\",\"metadata\":{\"resourceVersion\":\"");
     head.extend_from_slice(revision.to_string().as_bytes());
     head.push(b'"');
@@ -230,6 +245,7 @@ pub fn list_body(
         items: items.to_vec(),
         next: 0,
         chunk: LIST_CHUNK,
+        metadata_only,
     };
     if size <= LIST_CHUNK {
         chunks.chunk = usize::MAX;
@@ -254,6 +270,8 @@ struct ListChunks {
     next: usize,
     /// Bytes after which a chunk ends (at an item boundary).
     chunk: usize,
+    /// Items as `PartialObjectMetadata` instead of whole objects.
+    metadata_only: bool,
 }
 
 impl Iterator for ListChunks {
@@ -269,7 +287,12 @@ impl Iterator for ListChunks {
             if self.next > 0 {
                 out.push(b',');
             }
-            out.extend_from_slice(&self.items[self.next].json);
+            let json = &self.items[self.next].json;
+            if self.metadata_only {
+                out.extend_from_slice(&crate::stored::partial_metadata(json));
+            } else {
+                out.extend_from_slice(json);
+            }
             self.next += 1;
         }
         if self.next == self.items.len() && out.len() < self.chunk {
@@ -305,6 +328,7 @@ mod tests {
                     items: items.clone(),
                     next: 0,
                     chunk,
+                    metadata_only: false,
                 }
                 .collect();
                 let joined: Vec<u8> = chunks.iter().flat_map(|b| b.to_vec()).collect();

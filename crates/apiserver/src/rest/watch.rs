@@ -56,6 +56,7 @@ pub async fn watch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         api_version: call.resource.api_version(),
         resource: call.resource.clone(),
         table,
+        metadata_only: call.wants_metadata_only(),
         include: call.q("includeObject").map(str::to_string),
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
@@ -163,6 +164,8 @@ struct StreamCtx {
     api_version: String,
     resource: apimachinery::resources::Resource,
     table: bool,
+    /// Objects as `PartialObjectMetadata` (metadata informers).
+    metadata_only: bool,
     include: Option<String>,
 }
 
@@ -199,6 +202,8 @@ async fn send(
             std::time::SystemTime::now(),
         );
         event_line(ty, &serde_json::to_vec(&t).unwrap_or_default())
+    } else if ctx.metadata_only {
+        event_line(ty, &crate::stored::partial_metadata(&e.json))
     } else {
         event_line(ty, &e.json)
     };
