@@ -19,7 +19,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
-use kube::core::ApiResource;
+use kube::core::{ApiResource, PartialObjectMeta};
 use kube::discovery::{Discovery, Scope, verbs};
 use kube::runtime::scheduler::{ScheduleRequest, scheduler};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -115,7 +115,9 @@ impl Collector {
         index: usize,
         ar: ApiResource,
     ) -> impl futures::Stream<Item = ()> + Send {
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        // Metadata only (`as=PartialObjectMetadata`), as Kubernetes' collector
+        // watches: owners, finalizers and deletion state are all it reads.
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(self.client.clone(), &ar);
         let mut relisted: Option<HashSet<String>> = None;
         watcher(api, watcher::Config::default())
             .default_backoff()
@@ -158,7 +160,7 @@ impl Collector {
             })
     }
 
-    fn observe(&self, index: usize, o: &DynamicObject) {
+    fn observe(&self, index: usize, o: &impl kube::Resource) {
         let Some(uid) = o.uid() else { return };
         let node = Node {
             resource: index,
@@ -168,7 +170,7 @@ impl Collector {
             resource_version: o.resource_version(),
             owners: o.owner_references().to_vec(),
             finalizers: o.finalizers().to_vec(),
-            deleting: o.metadata.deletion_timestamp.is_some(),
+            deleting: o.meta().deletion_timestamp.is_some(),
         };
         let work = {
             let mut g = self.graph();
