@@ -3,7 +3,8 @@
 //! manager running in this process, then every node changed U times.
 //!
 //! `cargo build -p flotilla && cargo bench -p controllers --bench node_updates`
-//! (`-- --nodes 200 --pods 20000 --updates 5`).
+//! (`-- --nodes 200 --pods 20000 --updates 5`; `--no-controllers` measures the
+//! client's own share: the same requests with no controllers running).
 
 // The same allocator as the `flotilla` binary, which runs the controllers in-process.
 #[global_allocator]
@@ -61,18 +62,29 @@ fn main() -> anyhow::Result<()> {
     let nodes = value("--nodes", 200);
     let pods = value("--pods", 20_000);
     let updates = value("--updates", 5);
+    // The client's own share: the same requests with no controllers running.
+    let controllers = !args.iter().any(|a| a == "--no-controllers");
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(run(nodes, pods, updates))
+        .block_on(run(nodes, pods, updates, controllers))
 }
 
-async fn run(num_nodes: usize, num_pods: usize, updates: usize) -> anyhow::Result<()> {
+async fn run(
+    num_nodes: usize,
+    num_pods: usize,
+    updates: usize,
+    controllers: bool,
+) -> anyhow::Result<()> {
     let mut opts = test_options();
     // No node agent heartbeats here; nodes must not be declared dead meanwhile.
     opts.node_monitor_grace_period = Duration::from_secs(3600);
-    let c = Cluster::start_with(opts).await?;
+    let c = if controllers {
+        Cluster::start_with(opts).await?
+    } else {
+        Cluster::start_server().await?
+    };
     c.create_namespace("bulk").await?;
     let nodes: Api<Node> = Api::all(c.admin.clone());
     for i in 0..num_nodes {
