@@ -75,12 +75,7 @@ impl ApiClient {
         let started = Instant::now();
         let resp = self.send(method, path, body).await?;
         let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the response of {path}: {e}"))?
-            .to_bytes();
+        let body = read_body(resp, path).await?;
         Ok(Reply {
             status,
             body,
@@ -99,4 +94,14 @@ impl ApiClient {
     pub async fn put(&self, path: &str, body: Vec<u8>) -> anyhow::Result<Reply> {
         self.call(Method::PUT, path, Some(body)).await
     }
+}
+
+/// The whole body of a response to a request for `path`.
+pub async fn read_body(resp: Response<Body>, path: &str) -> anyhow::Result<bytes::Bytes> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the response of {path}: {e}"))?
+        .to_bytes())
 }

@@ -144,7 +144,7 @@ async fn phases(
     report.latency(&lat, cpu.since(srv));
 
     let cpu = Cpu::now(srv);
-    let lists = list::run(api).await?;
+    let lists = list::run(api, &|| Cpu::now(srv)).await?;
     report.lists(&lists, cpu.since(srv));
     report.rss("after lists", srv.memory());
 
@@ -186,10 +186,13 @@ impl Cpu {
     }
 
     fn since(self, srv: &ServerProcess) -> Cpu {
-        let now = Cpu::now(srv);
+        Cpu::now(srv).minus(self)
+    }
+
+    pub fn minus(self, earlier: Cpu) -> Cpu {
         Cpu {
-            server: now.server - self.server,
-            bench: now.bench - self.bench,
+            server: self.server - earlier.server,
+            bench: self.bench - earlier.bench,
         }
     }
 }

@@ -158,11 +158,13 @@ impl Report {
                 "List",
                 l.what,
                 format!(
-                    "**{:.2} s**, {} items, {}, {} request(s)",
+                    "**{:.2} s** (first response after {:.2} s), {} items, {}, {} request(s); CPU {}",
                     l.elapsed.as_secs_f64(),
+                    l.first_byte.as_secs_f64(),
                     l.items,
                     mib(l.bytes as u64),
-                    l.requests
+                    l.requests,
+                    cpu_text(l.cpu)
                 ),
             );
         }
