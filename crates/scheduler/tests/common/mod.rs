@@ -83,6 +83,8 @@ impl ApiServer {
             .spawn()
             .expect("start flotilla server");
         let stderr = child.stderr.take().expect("stderr");
+        // Killed if anything below fails before the ApiServer owns it.
+        let mut child = KillOnDrop(Some(child));
         let (ready_tx, ready_rx) = mpsc::channel();
         let log_path = data.join("server.log");
         // Copies the server's log to a file (so the pipe never fills) and
@@ -103,7 +105,6 @@ impl ApiServer {
                 .await
                 .expect("join");
         if ready.is_err() {
-            let _ = child.kill();
             let log = std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
             panic!("flotilla server did not become ready:\n{log}");
         }
@@ -112,7 +113,7 @@ impl ApiServer {
             client_from(Kubeconfig::read_from(&kubeconfig).expect("admin kubeconfig")).await;
         let scheduler = client_from(scheduler_kubeconfig(&data, &kubeconfig)).await;
         ApiServer {
-            child,
+            child: child.0.take().expect("child"),
             _tmp: tmp,
             data,
             admin,
@@ -126,6 +127,18 @@ impl ApiServer {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+    }
+}
+
+/// A server process that is killed when dropped, until something else owns it.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 

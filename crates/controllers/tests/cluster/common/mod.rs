@@ -104,29 +104,14 @@ impl Cluster {
             .context("starting flotilla server")?;
         let kubeconfig = data.join("kubeconfig.yaml");
         let mut child = child;
-        let started = Instant::now();
-        // The kubeconfig appears once the port is bound; then /readyz says ok.
-        let admin = loop {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "flotilla server exited with {status}:\n{}",
-                    std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
-                );
+        let admin = match wait_for_admin(&mut child, &kubeconfig, &data).await {
+            Ok(admin) => admin,
+            Err(e) => {
+                // Not left running when the cluster never came up.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
             }
-            if started.elapsed() > Duration::from_secs(60) {
-                bail!("flotilla server not ready after 60 s");
-            }
-            if kubeconfig.exists()
-                && let Ok(client) = client_from(&kubeconfig, None).await
-                // Lists are served once the store is reachable, as /readyz reports.
-                && Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
-                    .list(&ListParams::default().limit(1))
-                    .await
-                    .is_ok()
-            {
-                break client;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         };
         Ok(Cluster {
             child,
@@ -273,6 +258,38 @@ where
                 .unwrap_or_default()
             )
         }
+    }
+}
+
+/// The admin client once the server answers lists (the kubeconfig appears once
+/// the port is bound; lists are served once the store is reachable, as /readyz
+/// reports).
+async fn wait_for_admin(
+    child: &mut Child,
+    kubeconfig: &Path,
+    data: &Path,
+) -> anyhow::Result<Client> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "flotilla server exited with {status}:\n{}",
+                std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
+            );
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("flotilla server not ready after 60 s");
+        }
+        if kubeconfig.exists()
+            && let Ok(client) = client_from(kubeconfig, None).await
+            && Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                .list(&ListParams::default().limit(1))
+                .await
+                .is_ok()
+        {
+            return Ok(client);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
