@@ -329,6 +329,7 @@ fn newer(current: &Option<String>, written: &Option<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pods::node_name as node_of;
     use k8s_openapi::api::core::v1::Pod;
 
     fn pod(ns: &str, name: &str, node: &str) -> Pod {
@@ -337,14 +338,6 @@ mod tests {
             "spec": {"nodeName": node, "containers": []}
         }))
         .expect("pod")
-    }
-
-    fn node_of(p: &Pod) -> Option<&str> {
-        p.spec
-            .as_ref()?
-            .node_name
-            .as_deref()
-            .filter(|n| !n.is_empty())
     }
 
     fn keyed(ix: &Indexes, key: &str) -> Vec<Name> {

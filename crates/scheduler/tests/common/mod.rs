@@ -17,7 +17,7 @@ use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 pub struct ApiServer {
-    child: Child,
+    child: KillOnDrop,
     _tmp: tempfile::TempDir,
     pub data: PathBuf,
     pub admin: kube::Client,
@@ -83,8 +83,8 @@ impl ApiServer {
             .spawn()
             .expect("start flotilla server");
         let stderr = child.stderr.take().expect("stderr");
-        // Killed if anything below fails before the ApiServer owns it.
-        let mut child = KillOnDrop(Some(child));
+        // Killed when dropped: if anything below fails, or with the ApiServer.
+        let child = KillOnDrop(child);
         let (ready_tx, ready_rx) = mpsc::channel();
         let log_path = data.join("server.log");
         // Copies the server's log to a file (so the pipe never fills) and
@@ -113,7 +113,7 @@ impl ApiServer {
             client_from(Kubeconfig::read_from(&kubeconfig).expect("admin kubeconfig")).await;
         let scheduler = client_from(scheduler_kubeconfig(&data, &kubeconfig)).await;
         ApiServer {
-            child: child.0.take().expect("child"),
+            child,
             _tmp: tmp,
             data,
             admin,
@@ -122,7 +122,7 @@ impl ApiServer {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.0.id()
     }
 
     pub fn log(&self) -> String {
@@ -130,22 +130,13 @@ impl ApiServer {
     }
 }
 
-/// A server process that is killed when dropped, until something else owns it.
-struct KillOnDrop(Option<Child>);
+/// The server process, killed (only this PID) when dropped.
+struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
