@@ -7,6 +7,9 @@ need=()
 # command-or-path → package
 check() { if ! command -v "$1" >/dev/null 2>&1 && [ ! -e "$1" ]; then need+=("$2"); fi; }
 check protoc protobuf-compiler
+# protoc without its well-known types (google/protobuf/*.proto) cannot build etcd-client;
+# they are only a recommendation of protobuf-compiler, which --no-install-recommends skips.
+check /usr/include/google/protobuf/descriptor.proto libprotobuf-dev
 check etcd etcd-server
 check etcdctl etcd-client
 check runc runc
