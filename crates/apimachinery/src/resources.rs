@@ -36,6 +36,11 @@ pub const ALL_VERBS: &[&str] = &[
     "update",
     "watch",
 ];
+/// Namespaces: everything but deletecollection, as Kubernetes serves them (a
+/// namespace is deleted one at a time, through its lifecycle).
+pub const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 /// Verbs of create-only virtual resources (reviews).
 pub const CREATE_ONLY: &[&str] = &["create"];
 
@@ -120,7 +125,7 @@ macro_rules! res {
 
 /// The built-in resources, in the order discovery lists them.
 pub static BUILTIN: &[Resource] = &[
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, short: ["ns"], cat: [], sub: ["status", "finalize"], verbs: ALL_VERBS),
+    res!("", "v1", "Namespace", "namespaces", "namespace", false, short: ["ns"], cat: [], sub: ["status", "finalize"], verbs: NAMESPACE_VERBS),
     res!("", "v1", "Pod", "pods", "pod", true, short: ["po"], cat: ["all"], sub: ["status", "binding", "eviction", "log", "exec", "attach", "portforward", "ephemeralcontainers"], verbs: ALL_VERBS),
     res!("", "v1", "Node", "nodes", "node", false, short: ["no"], cat: [], sub: ["status", "proxy"], verbs: ALL_VERBS),
     res!("", "v1", "Service", "services", "service", true, short: ["svc"], cat: ["all"], sub: ["status", "proxy"], verbs: ALL_VERBS),

@@ -28,6 +28,15 @@ macro_rules! kinds {
             })
         }
 
+        /// Decodes an object into its typed form once, gathering the fields the type
+        /// does not have; `None` for kinds that have no built-in type.
+        fn checks(api_version: &str, kind: &str, obj: &Value) -> Option<Result<Vec<UnknownField>, String>> {
+            Some(match (api_version, kind) {
+                $(($av, $kind) => checks_as::<$ty>(obj),)*
+                _ => return None,
+            })
+        }
+
         /// Whether `unknown_fields` and `decode_error` know this kind.
         pub fn has_schema(api_version: &str, kind: &str) -> bool {
             matches!((api_version, kind), $(($av, $kind))|*)
@@ -112,6 +121,166 @@ fn decodes_as<T: DeserializeOwned>(obj: &Value) -> Result<(), String> {
                 format!("{path}: {}", e.inner())
             }
         })
+}
+
+/// One step of the path to a field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A field of an object that its Kubernetes type does not have. Shown as
+/// Kubernetes names it, `spec.containers[0].imagePullPolcy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownField(Vec<Step>);
+
+impl std::fmt::Display for UnknownField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, step) in self.0.iter().enumerate() {
+            match step {
+                Step::Key(k) if i == 0 => write!(f, "{k}")?,
+                Step::Key(k) => write!(f, ".{k}")?,
+                Step::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl UnknownField {
+    /// The same field below `metadata`, for a check of the metadata alone.
+    fn under(mut self, key: &str) -> Self {
+        self.0.insert(0, Step::Key(key.to_string()));
+        self
+    }
+
+    /// Removes this field from `obj` (the object it was found in).
+    pub fn remove_from(&self, obj: &mut Value) {
+        let Some((last, parents)) = self.0.split_last() else {
+            return;
+        };
+        let mut cur = obj;
+        for step in parents {
+            let next = match (step, cur) {
+                (Step::Key(k), Value::Object(m)) => m.get_mut(k),
+                (Step::Index(n), Value::Array(a)) => a.get_mut(*n),
+                _ => None,
+            };
+            let Some(next) = next else {
+                return;
+            };
+            cur = next;
+        }
+        if let (Step::Key(k), Value::Object(m)) = (last, cur) {
+            m.remove(k);
+        }
+    }
+}
+
+fn path_steps(path: &serde_ignored::Path<'_>, out: &mut Vec<Step>) {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => {}
+        Path::Seq { parent, index } => {
+            path_steps(parent, out);
+            out.push(Step::Index(*index));
+        }
+        Path::Map { parent, key } => {
+            path_steps(parent, out);
+            out.push(Step::Key(key.clone()));
+        }
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => path_steps(parent, out),
+    }
+}
+
+fn checks_as<T: DeserializeOwned>(obj: &Value) -> Result<Vec<UnknownField>, String> {
+    let mut unknown = Vec::new();
+    let decoded: Result<T, _> = serde_ignored::deserialize(obj, |path| {
+        let mut steps = Vec::new();
+        path_steps(&path, &mut steps);
+        unknown.push(UnknownField(steps));
+    });
+    match decoded {
+        Ok(_) => {
+            // A null value decodes to "absent"; it is not an unknown field.
+            unknown.retain(|f| !is_null_at(obj, f));
+            Ok(unknown)
+        }
+        Err(_) => decodes_as::<T>(obj).map(|()| Vec::new()),
+    }
+}
+
+fn is_null_at(obj: &Value, field: &UnknownField) -> bool {
+    let mut cur = obj;
+    for step in &field.0 {
+        let next = match (step, cur) {
+            (Step::Key(k), Value::Object(m)) => m.get(k),
+            (Step::Index(n), Value::Array(a)) => a.get(*n),
+            _ => None,
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return false,
+        }
+    }
+    cur.is_null()
+}
+
+/// Decodes `obj` as its kind once, as Kubernetes' strict decoder does: `Err` with
+/// Kubernetes' words for a field of the wrong type (see [`decode_error`]), else the
+/// fields the type does not have. `None` for kinds without a built-in type.
+pub fn check(
+    api_version: &str,
+    kind: &str,
+    obj: &Value,
+) -> Option<Result<Vec<UnknownField>, String>> {
+    if !obj.is_object() {
+        return Some(Err(format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: expected an object",
+            version(api_version)
+        )));
+    }
+    Some(checks(api_version, kind, obj)?.map_err(|err| {
+        format!(
+            "{kind} in version {:?} cannot be handled as a {kind}: {err}",
+            version(api_version)
+        )
+    }))
+}
+
+/// The same check for `metadata` alone (as `ObjectMeta`), for any kind, custom
+/// resources included: fields of the wrong type (`namespace: 1`,
+/// `creationTimestamp: "bad"`) are an `Err`, unknown ones are returned.
+pub fn check_metadata(
+    api_version: &str,
+    kind: &str,
+    obj: &Value,
+) -> Result<Vec<UnknownField>, String> {
+    let Some(meta) = obj.get("metadata") else {
+        return Ok(Vec::new());
+    };
+    type ObjectMeta = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    if let Ok(fields) = checks_as::<ObjectMeta>(meta) {
+        return Ok(fields.into_iter().map(|f| f.under("metadata")).collect());
+    }
+    let err = match serde_path_to_error::deserialize::<_, ObjectMeta>(meta) {
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) => e,
+    };
+    let path = err.path().to_string();
+    let at = if path == "." {
+        "metadata".to_string()
+    } else {
+        format!("metadata.{path}")
+    };
+    Err(format!(
+        "{kind} in version {:?} cannot be handled as a {kind}: {at}: {}",
+        version(api_version),
+        err.inner()
+    ))
 }
 
 /// Paths of the fields of `obj` that its Kubernetes type does not have, e.g.

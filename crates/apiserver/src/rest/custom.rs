@@ -24,21 +24,22 @@ fn invalid(call: &Call<'_>, kind: &str, obj: &Value, errors: Vec<FieldError>) ->
     ApiError::invalid(&call.resource.group, kind, name, causes)
 }
 
-/// Prunes fields the schema does not know (an error under fieldValidation=Strict),
+/// Prunes fields the schema does not know (as fieldValidation says),
 /// applies the schema's defaults and validates.
 pub fn prepare(call: &Call<'_>, custom: &Custom, obj: &mut Value) -> ApiResult<()> {
     let pruned = custom.schema.prune(obj);
-    if !pruned.is_empty() && call.q("fieldValidation") == Some("Strict") {
-        let list: Vec<String> = pruned
-            .iter()
-            .map(|f| format!("unknown field \"{f}\""))
-            .collect();
-        return Err(ApiError::BadRequest(format!(
-            "strict decoding error: {}",
-            list.join(", ")
-        )));
-    }
+    super::strategy::drop_unknown(call, &pruned)?;
     custom.schema.apply_defaults(obj);
+    validate(call, custom, obj)
+}
+
+/// A custom resource changed through its scale subresource must still satisfy
+/// its schema (a `maximum` on the replicas field, ...).
+pub fn validate_scaled(call: &Call<'_>, custom: &Custom, obj: &Value) -> ApiResult<()> {
+    validate(call, custom, obj)
+}
+
+fn validate(call: &Call<'_>, custom: &Custom, obj: &Value) -> ApiResult<()> {
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let mut errors =
         apimachinery::validation::validate_object_meta(&meta, call.resource.namespaced);

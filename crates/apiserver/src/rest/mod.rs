@@ -2,6 +2,7 @@
 //! routing by the resource table, per-kind behaviour in [`strategy`].
 
 pub mod custom;
+pub mod options;
 pub mod patch;
 pub mod read;
 pub mod request;
@@ -59,6 +60,33 @@ pub struct Call<'a> {
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+    /// Warnings for the client, sent as `Warning: 299` headers with the response.
+    pub warnings: &'a Warnings,
+}
+
+/// Warnings gathered while serving one request (unknown fields dropped, ...).
+#[derive(Default)]
+pub struct Warnings(std::sync::Mutex<Vec<String>>);
+
+impl Warnings {
+    pub fn add(&self, text: String) {
+        if let Ok(mut w) = self.0.lock() {
+            w.push(text);
+        }
+    }
+
+    /// Adds a `Warning: 299 - "text"` header per warning, as Kubernetes does.
+    fn write_to(&self, headers: &mut HeaderMap) {
+        let Ok(w) = self.0.lock() else {
+            return;
+        };
+        for text in w.iter() {
+            let escaped = text.replace('\\', "\\\\").replace('"', "\\\"");
+            if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+                headers.append(header::WARNING, v);
+            }
+        }
+    }
 }
 
 impl Call<'_> {
@@ -157,6 +185,7 @@ impl Api {
             .into_response();
         };
         let custom = table.custom(resource).map(|c| &**c);
+        let warnings = Warnings::default();
         let call = Call {
             info,
             custom,
@@ -165,7 +194,34 @@ impl Api {
             query,
             headers,
             body,
+            warnings: &warnings,
         };
+        if let Err(e) = options::check(&call) {
+            return e.into_response();
+        }
+        let mut resp = self.route(&call).await;
+        warnings.write_to(resp.headers_mut());
+        resp
+    }
+
+    async fn route(&self, call: &Call<'_>) -> Response {
+        let (info, resource) = (call.info, call.resource);
+        if !info.subresource.is_empty() && !resource.has_subresource(&info.subresource) {
+            return ApiError::NotFound {
+                message: "the server could not find the requested resource".into(),
+                kind: resource.plural.to_string(),
+                group: resource.group.to_string(),
+                name: info.name.clone(),
+            }
+            .into_response();
+        }
+        if info.subresource.is_empty() && !resource.verbs.contains(&info.verb.as_str()) {
+            return ApiError::MethodNotAllowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                info.verb
+            ))
+            .into_response();
+        }
         let result = match (info.verb.as_str(), info.subresource.as_str()) {
             ("create", "") if resource.is_virtual() => reviews::create(self, &call).await,
             ("create", "token") if resource.plural == "serviceaccounts" => {
@@ -183,7 +239,7 @@ impl Api {
             ("create", "") => write::create(self, &call).await,
             ("create", "binding") => write::bind(self, &call).await,
             ("create", "eviction") => write::evict(self, &call).await,
-            ("update" | "patch", "" | "status" | "finalize") => {
+            ("update" | "patch", "" | "status" | "finalize" | "ephemeralcontainers") => {
                 write::update_or_patch(self, &call).await
             }
             ("update" | "patch", "scale") => write::update_scale(self, &call).await,

@@ -62,6 +62,31 @@ pub fn is_apply(call: &Call<'_>) -> bool {
 /// unless `force=true`.
 pub fn server_side_apply(call: &Call<'_>, live: Option<&Value>) -> ApiResult<Value> {
     let config = decode_body(&call.body, "application/yaml")?;
+    // The applied configuration names its object; it must be the one on the URL,
+    // or a user allowed to patch one object could create or change another.
+    let named = |field: &str| {
+        config
+            .get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let name = named("name");
+    if !name.is_empty() && name != call.info.name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            call.info.name
+        )));
+    }
+    let ns = named("namespace");
+    if let Some(url_ns) = call.namespace()
+        && !ns.is_empty()
+        && ns != url_ns
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the namespace of the object ({ns}) does not match the namespace on the URL ({url_ns})"
+        )));
+    }
     let Some(manager) = call.q("fieldManager") else {
         return Err(ApiError::BadRequest(
             "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"

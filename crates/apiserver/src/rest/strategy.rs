@@ -281,9 +281,22 @@ pub async fn prepare(
     if r.group == "apiextensions.k8s.io" && r.plural == "customresourcedefinitions" {
         super::custom::prepare_definition(call, obj, old)?;
     }
-    check_fields(call, obj)?;
     super::patch::record_managed_fields(call, obj, old);
-    let errors = apimachinery::validation::validate(&av, &r.kind, obj, old);
+    // The ephemeralcontainers subresource changes that list alone; the pod's
+    // immutable-spec rule is checked against the rest of the spec.
+    let old_view = old
+        .filter(|_| call.info.subresource == "ephemeralcontainers")
+        .map(|o| {
+            let mut o = o.clone();
+            if let (Some(spec), Some(wanted)) = (
+                o.get_mut("spec").and_then(Value::as_object_mut),
+                obj.pointer("/spec/ephemeralContainers"),
+            ) {
+                spec.insert("ephemeralContainers".into(), wanted.clone());
+            }
+            o
+        });
+    let errors = apimachinery::validation::validate(&av, &r.kind, obj, old_view.as_ref().or(old));
     if !errors.is_empty() {
         let name = obj
             .pointer("/metadata/name")
@@ -400,30 +413,59 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
     Ok(())
 }
 
-/// Unknown or mistyped fields: an error under fieldValidation=Strict (kubectl's
-/// default), ignored under Ignore, and under Warn passed over (a warning header is
-/// not yet sent).
-fn check_fields(call: &Call<'_>, obj: &Value) -> ApiResult<()> {
+/// Decodes a request's object as its kind before anything else touches it, as
+/// Kubernetes' decoder does: a field of the wrong type (metadata included) is a
+/// 400; unknown fields are dropped, with a warning under fieldValidation=Warn
+/// (the default) and as a 400 under Strict. Custom resources' own fields are
+/// pruned by their schema in [`super::custom::prepare`]; their metadata is
+/// checked here.
+pub fn decode_check(call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
     let r = call.resource;
     let av = r.api_version();
-    if let Some(msg) = apimachinery::schema::decode_error(&av, &r.kind, obj) {
-        return Err(ApiError::BadRequest(msg));
+    let builtin = if call.custom.is_none() {
+        apimachinery::schema::check(&av, &r.kind, obj)
+    } else {
+        None
+    };
+    let unknown = match builtin {
+        Some(result) => result,
+        None => apimachinery::schema::check_metadata(&av, &r.kind, obj),
     }
-    if call.q("fieldValidation") != Some("Strict") {
+    .map_err(ApiError::BadRequest)?;
+    let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+    drop_unknown(call, &names)?;
+    for f in &unknown {
+        f.remove_from(obj);
+    }
+    Ok(())
+}
+
+/// What fieldValidation says to do with unknown fields that are about to be
+/// dropped: a 400 under Strict, a warning each under Warn, nothing under Ignore.
+pub fn drop_unknown(call: &Call<'_>, fields: &[String]) -> ApiResult<()> {
+    use super::options::FieldValidation;
+    if fields.is_empty() {
         return Ok(());
     }
-    let unknown = apimachinery::schema::unknown_fields(&av, &r.kind, obj);
-    if unknown.is_empty() {
-        return Ok(());
+    match FieldValidation::of(call.query) {
+        FieldValidation::Strict => {
+            let list: Vec<String> = fields
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            Err(ApiError::BadRequest(format!(
+                "strict decoding error: {}",
+                list.join(", ")
+            )))
+        }
+        FieldValidation::Warn => {
+            for f in fields {
+                call.warnings.add(format!("unknown field \"{f}\""));
+            }
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
     }
-    let list: Vec<String> = unknown
-        .iter()
-        .map(|f| format!("unknown field \"{f}\""))
-        .collect();
-    Err(ApiError::BadRequest(format!(
-        "strict decoding error: {}",
-        list.join(", ")
-    )))
 }
 
 /// A Secret's write-only `stringData` is folded into `data` (base64), winning
@@ -575,15 +617,40 @@ pub fn merge_subresource(call: &Call<'_>, cur: &Value, new: &mut Value) -> ApiRe
                     }
                 }
             }
-            merged["metadata"]["resourceVersion"] = new
-                .pointer("/metadata/resourceVersion")
+            copy_resource_version(new, &mut merged);
+            *new = merged;
+        }
+        "ephemeralcontainers" => {
+            let wanted = new
+                .pointer("/spec/ephemeralContainers")
                 .cloned()
-                .unwrap_or(Value::Null);
-            if merged["metadata"]["resourceVersion"].is_null()
-                && let Some(m) = merged["metadata"].as_object_mut()
-            {
-                m.remove("resourceVersion");
+                .unwrap_or(json!([]));
+            let existing = cur
+                .pointer("/spec/ephemeralContainers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            // Ephemeral containers are only ever added, as Kubernetes enforces.
+            let kept = wanted
+                .as_array()
+                .is_some_and(|w| w.len() >= existing.len() && w[..existing.len()] == existing[..]);
+            if !kept {
+                return Err(ApiError::invalid(
+                    &r.group,
+                    &r.kind,
+                    &call.info.name,
+                    vec![cause(
+                        "FieldValueForbidden",
+                        "spec.ephemeralContainers",
+                        "spec.ephemeralContainers: Forbidden: existing ephemeral containers may not be changed".into(),
+                    )],
+                ));
             }
+            let mut merged = cur.clone();
+            if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("ephemeralContainers".into(), wanted);
+            }
+            copy_resource_version(new, &mut merged);
             *new = merged;
         }
         "finalize" => {
@@ -592,12 +659,26 @@ pub fn merge_subresource(call: &Call<'_>, cur: &Value, new: &mut Value) -> ApiRe
                 .cloned()
                 .unwrap_or(json!([]));
             let mut merged = cur.clone();
-            merged["spec"]["finalizers"] = finalizers;
+            if let Some(spec) = merged.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.insert("finalizers".into(), finalizers);
+            }
+            copy_resource_version(new, &mut merged);
             *new = merged;
         }
         _ => {}
     }
     Ok(())
+}
+
+/// A subresource write's precondition: the resourceVersion the client sent.
+fn copy_resource_version(from: &Value, to: &mut Value) {
+    let rv = from.pointer("/metadata/resourceVersion").cloned();
+    if let Some(meta) = to.get_mut("metadata").and_then(Value::as_object_mut) {
+        match rv {
+            Some(rv) => meta.insert("resourceVersion".into(), rv),
+            None => meta.remove("resourceVersion"),
+        };
+    }
 }
 
 /// True when an object being deleted has no finalizers left, so it goes now.
@@ -694,6 +775,20 @@ pub fn begin_delete(
         obj["status"]["phase"] = json!("Terminating");
     }
     true
+}
+
+/// Namespaces every cluster needs, which Kubernetes' NamespaceLifecycle admission
+/// never lets anyone delete.
+const IMMORTAL_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Refuses deletes that no one may make.
+pub fn check_delete(r: &Resource, name: &str) -> ApiResult<()> {
+    if r.group.is_empty() && r.plural == "namespaces" && IMMORTAL_NAMESPACES.contains(&name) {
+        return Err(ApiError::Forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
+    Ok(())
 }
 
 /// Releases what a deleted object held (a Service's cluster IP and node ports).

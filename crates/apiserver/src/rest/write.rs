@@ -76,6 +76,7 @@ fn name_of(obj: &Value) -> &str {
 pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let mut obj = decode_body(&call.body, call.content_type())?;
     strategy::check_type(&mut obj, call.resource)?;
+    strategy::decode_check(call, &mut obj)?;
     strategy::prepare_meta_for_create(&mut obj, call)?;
     strategy::check_namespace_usable(api, call).await?;
     strategy::prepare(api, call, Op::Create, &mut obj, None).await?;
@@ -154,7 +155,7 @@ where
             return Err(call.not_found(name));
         };
         let mut new = cur;
-        if !change(&mut new)? {
+        if !change(&mut new)? || call.dry_run() {
             return Ok((new, rev));
         }
         match api.store.update(&key, to_stored(&mut new)?, rev).await {
@@ -213,6 +214,15 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
             Some(b) => b.clone(),
             None => super::patch::apply_patch(call, &cur)?,
         };
+        if !new.is_object() {
+            return Err(ApiError::BadRequest(format!(
+                "the {} object must be a JSON object, not {}",
+                if is_patch { "patched" } else { "submitted" },
+                json_type(&new)
+            )));
+        }
+        strategy::decode_check(call, &mut new)?;
+        check_identity(call, &cur, &new)?;
         let wanted_rv = new
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -258,6 +268,60 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
     ))
 }
 
+/// The JSON type of a value, as error messages name it.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An update or patch may not rename the object, move it to another namespace
+/// or change its uid, as Kubernetes checks.
+fn check_identity(call: &Call<'_>, cur: &Value, new: &Value) -> ApiResult<()> {
+    let meta = |v: &Value, field: &str| {
+        v.get("metadata")
+            .and_then(|m| m.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let name = meta(new, "name");
+    if name != call.info.name {
+        return Err(ApiError::BadRequest(format!(
+            "the name of the object ({name}) does not match the name on the URL ({})",
+            call.info.name
+        )));
+    }
+    let ns = meta(new, "namespace");
+    if let Some(url_ns) = call.namespace()
+        && !ns.is_empty()
+        && ns != url_ns
+    {
+        return Err(ApiError::BadRequest(format!(
+            "the namespace of the object ({ns}) does not match the namespace on the URL ({url_ns})"
+        )));
+    }
+    let (uid, old_uid) = (meta(new, "uid"), meta(cur, "uid"));
+    if !uid.is_empty() && uid != old_uid {
+        return Err(ApiError::invalid(
+            &call.resource.group,
+            &call.resource.kind,
+            &name,
+            vec![crate::error::Cause {
+                reason: "FieldValueInvalid".into(),
+                message: format!("metadata.uid: Invalid value: {uid:?}: field is immutable"),
+                field: "metadata.uid".into(),
+            }],
+        ));
+    }
+    Ok(())
+}
+
 /// Whether two objects differ in nothing but `metadata.resourceVersion`.
 fn same_but_rv(a: &Value, b: &Value) -> bool {
     let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
@@ -290,6 +354,8 @@ struct DeleteOptions {
     propagation: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
+    /// From the query string or the body's `dryRun: ["All"]`, as kubectl sends it.
+    dry_run: bool,
 }
 
 fn delete_options(call: &Call<'_>, body: Option<&Value>) -> ApiResult<DeleteOptions> {
@@ -333,6 +399,7 @@ fn delete_options(call: &Call<'_>, body: Option<&Value>) -> ApiResult<DeleteOpti
         ));
     }
     Ok(DeleteOptions {
+        dry_run: call.dry_run() || super::options::body_dry_run(body.as_ref())?,
         grace,
         propagation,
         uid: from_body("/preconditions/uid").and_then(|v| v.as_str().map(str::to_string)),
@@ -352,6 +419,7 @@ async fn delete_one(
     name: &str,
     opts: &DeleteOptions,
 ) -> ApiResult<Response> {
+    strategy::check_delete(call.resource, name)?;
     let key = call.resource.key(call.namespace(), name);
     let mut fresh = false;
     for _ in 0..MAX_ATTEMPTS {
@@ -393,7 +461,7 @@ async fn delete_one(
             opts.grace,
             opts.propagation.as_deref(),
         );
-        if call.dry_run() {
+        if opts.dry_run {
             return Ok(respond(StatusCode::OK, &key, new, rev));
         }
         if pending {
@@ -464,6 +532,7 @@ pub async fn delete_collection(api: &Api, call: &Call<'_>) -> ApiResult<Response
             query: call.query,
             headers: call.headers,
             body: Bytes::new(),
+            warnings: call.warnings,
         };
         match delete_one(api, &sub, &name, &opts).await {
             Ok(_) | Err(ApiError::NotFound { .. }) => deleted.push(entry.clone()),
@@ -519,7 +588,7 @@ pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
                 &format!("pod {name} is already assigned to node \"{current}\""),
             ));
         }
-        pod["spec"]["nodeName"] = Value::String(node.clone());
+        set_at(pod, "/spec/nodeName", Value::String(node.clone()));
         strategy::set_condition(pod, "PodScheduled", "True", None, None, &now);
         Ok(true)
     })
@@ -550,7 +619,7 @@ pub async fn evict(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     // Pods that are done or not yet running cannot be disrupted.
     if !matches!(phase, "Succeeded" | "Failed" | "Pending") {
         for pdb in covering_budgets(api, &pod)? {
-            take_disruption(api, &pdb, &name).await?;
+            take_disruption(api, &pdb, &name, opts.dry_run).await?;
         }
     }
     delete_one(api, call, &name, &opts).await?;
@@ -587,7 +656,8 @@ fn covering_budgets(api: &Api, pod: &Value) -> ApiResult<Vec<String>> {
 
 /// Spends one allowed disruption of a budget (compare-and-swap on its status),
 /// recording the pod in `disruptedPods` as Kubernetes does.
-async fn take_disruption(api: &Api, key: &str, pod: &str) -> ApiResult<()> {
+/// A dry run checks the budget and spends nothing.
+async fn take_disruption(api: &Api, key: &str, pod: &str, dry_run: bool) -> ApiResult<()> {
     for _ in 0..MAX_ATTEMPTS {
         let Some((mut pdb, rev)) = current(api, key, true).await? else {
             return Ok(());
@@ -616,11 +686,20 @@ async fn take_disruption(api: &Api, key: &str, pod: &str) -> ApiResult<()> {
                     .unwrap_or(0),
             )));
         }
-        pdb["status"]["disruptionsAllowed"] = json!(allowed - 1);
-        if !pdb["status"]["disruptedPods"].is_object() {
-            pdb["status"]["disruptedPods"] = json!({});
+        if dry_run {
+            return Ok(());
         }
-        pdb["status"]["disruptedPods"][pod] = json!(super::strategy::now_rfc3339());
+        let Some(status) = pdb.get_mut("status").and_then(Value::as_object_mut) else {
+            return Ok(());
+        };
+        status.insert("disruptionsAllowed".into(), json!(allowed - 1));
+        let disrupted = status.entry("disruptedPods").or_insert_with(|| json!({}));
+        if !disrupted.is_object() {
+            *disrupted = json!({});
+        }
+        if let Some(d) = disrupted.as_object_mut() {
+            d.insert(pod.to_string(), json!(super::strategy::now_rfc3339()));
+        }
         match api.store.update(key, to_stored(&mut pdb)?, rev).await {
             Ok(_) => return Ok(()),
             Err(StoreError::Conflict { .. }) => continue,
@@ -730,6 +809,10 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         }
         set_at(obj, &spec_path, json!(replicas));
         strategy::bump_generation(obj);
+        if let Some(custom) = call.custom {
+            // The scaled object must still satisfy its schema (a `maximum`, ...).
+            super::custom::validate_scaled(call, custom, obj)?;
+        }
         Ok(true)
     })
     .await?;
