@@ -3,6 +3,7 @@
 
 mod dry_run;
 mod harness;
+mod probes;
 mod reads;
 mod watches;
 mod writes;
