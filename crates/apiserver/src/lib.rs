@@ -2,6 +2,7 @@
 
 pub mod alloc;
 pub mod auth;
+pub mod body;
 pub mod bootstrap;
 pub mod cache;
 pub mod discovery;

@@ -298,12 +298,18 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             return crate::nonresource::serve(&srv, api, &parts.method, &path, &parts.headers)
                 .await;
         }
-        let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+            return ApiError::TooLarge("the request body is larger than 3 MiB".into())
+                .into_response();
+        }
+        let body = match crate::body::read(body, MAX_BODY_BYTES).await {
             Ok(b) => b,
-            Err(_) => {
-                return ApiError::TooLarge("the request body is larger than 3 MiB".into())
-                    .into_response();
-            }
+            Err(e) => return e.into_response(),
         };
         api.serve(&user, &info, &query, &parts.headers, body).await
     }
