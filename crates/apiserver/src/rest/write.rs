@@ -364,6 +364,16 @@ fn delete_options(call: &Call<'_>, body: Option<&Value>) -> ApiResult<DeleteOpti
         None if !call.body.is_empty() => Some(decode_body(&call.body, call.content_type())?),
         None => None,
     };
+    if let Some(b) = &body {
+        // Fields of the wrong type are refused, as Kubernetes' decoder does.
+        use serde::Deserialize;
+        type Options = k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions;
+        if let Err(e) = Options::deserialize(b) {
+            return Err(ApiError::BadRequest(format!(
+                "the DeleteOptions in the request body could not be decoded: {e}"
+            )));
+        }
+    }
     let from_body = |p: &str| body.as_ref().and_then(|b| b.pointer(p)).cloned();
     let grace = match call.q("gracePeriodSeconds") {
         Some(g) => Some(
