@@ -163,3 +163,23 @@ pub async fn watch_lines_accepting(
     }
     out
 }
+
+/// Waits until a custom resource's definition is served, and returns its resource.
+pub async fn served(
+    h: &Harness,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> apimachinery::resources::Resource {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(r) = h.api.registry.table().find(group, version, plural) {
+            return r.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{plural}.{group}/{version} is not served 10 s after its definition was created"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -451,3 +451,61 @@ async fn ephemeral_containers_are_only_added() {
     .await;
     assert_eq!(code, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_custom_resource_scaled_past_its_schema_is_refused() {
+    let h = harness().await;
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "dials.probe.example.com"},
+    "spec": {"group": "probe.example.com", "scope": "Namespaced",
+        "names": {"plural": "dials", "singular": "dial", "kind": "Dial"},
+        "versions": [{"name": "v1", "served": true, "storage": true,
+            "subresources": {"scale": {"specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas"}},
+            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                "spec": {"type": "object", "properties": {
+                    "replicas": {"type": "integer", "minimum": 0, "maximum": 10}}},
+                "status": {"type": "object", "properties": {"replicas": {"type": "integer"}}},
+            }}}}]}});
+    let (code, st) = h
+        .post(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd,
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{st}");
+    crate::harness::served(&h, "probe.example.com", "v1", "dials").await;
+    let dials = "/apis/probe.example.com/v1/namespaces/default/dials";
+    let (code, st) = h
+        .post(
+            dials,
+            json!({"apiVersion": "probe.example.com/v1", "kind": "Dial",
+                "metadata": {"name": "d"}, "spec": {"replicas": 1}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{st}");
+    let (code, st) = patch(
+        &h,
+        &format!("{dials}/d/scale"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":100}}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("spec.replicas"),
+        "{st}"
+    );
+    let (code, _) = patch(
+        &h,
+        &format!("{dials}/d/scale"),
+        "application/merge-patch+json",
+        br#"{"spec":{"replicas":10}}"#,
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(h.get(&format!("{dials}/d")).await.1["spec"]["replicas"], 10);
+}
