@@ -517,3 +517,69 @@ fn namespace_deletion_removes_its_contents() {
     let out = c.ok(&["get", "configmaps", "-n", "doomed", "-o", "name"]);
     assert!(out.trim().is_empty(), "contents survived: {out}");
 }
+
+#[test]
+fn server_dry_run_deletes_and_scales_nothing_with_old_and_new_kubectl() {
+    let c = Cluster::start(&[]);
+    c.ok_in(None, &["apply", "-f", "-"], Some(MANIFEST));
+    c.ok(&["create", "namespace", "d2"]);
+    c.ok(&["create", "configmap", "y", "-n", "d2", "--from-literal=a=1"]);
+    for minor in [Some(27), None] {
+        let out = c.ok_in(
+            minor,
+            &["delete", "configmap", "y", "-n", "d2", "--dry-run=server"],
+            None,
+        );
+        assert!(out.contains("(server dry run)"), "{out}");
+        c.ok_in(
+            minor,
+            &["delete", "namespace", "d2", "--dry-run=server"],
+            None,
+        );
+        c.ok_in(
+            minor,
+            &[
+                "scale",
+                "deployment",
+                "web",
+                "--replicas=5",
+                "--dry-run=server",
+            ],
+            None,
+        );
+    }
+    assert_eq!(
+        c.ok(&["get", "namespace", "d2", "-o", "jsonpath={.status.phase}"]),
+        "Active"
+    );
+    c.ok(&["get", "configmap", "y", "-n", "d2"]);
+    assert_eq!(
+        c.ok(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "2"
+    );
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let err = c.fails(&["delete", "namespace", ns, "--wait=false"], None);
+        assert!(
+            err.contains("this namespace may not be deleted"),
+            "{ns}: {err}"
+        );
+    }
+    // Unknown fields are dropped with a warning kubectl prints (it asks for
+    // fieldValidation=Strict only with --validate=strict, its default on create).
+    let pod = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: odd\n  foo: bar\ndata: {a: b}\n";
+    let out = c.kubectl_v(None, &["create", "--validate=warn", "-f", "-"], Some(pod));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("unknown field \"metadata.foo\""),
+        "{stderr}"
+    );
+    let err = c.fails(&["create", "-f", "-"], Some(&pod.replace("odd", "odd2")));
+    assert!(err.contains("unknown field \"metadata.foo\""), "{err}");
+}

@@ -505,15 +505,15 @@ fn spec_of(v: &Value) -> Value {
 /// Metadata only the server sets survives any update.
 fn keep_server_meta(obj: &mut Value, old: &Value) -> ApiResult<()> {
     let old_meta = old.get("metadata").cloned().unwrap_or_else(|| json!({}));
-    if obj.get("kind").is_none()
-        && let Some(k) = old.get("kind")
-    {
-        obj["kind"] = k.clone();
-    }
-    if obj.get("apiVersion").is_none()
-        && let Some(k) = old.get("apiVersion")
-    {
-        obj["apiVersion"] = k.clone();
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
+    for key in ["kind", "apiVersion"] {
+        if !map.contains_key(key)
+            && let Some(v) = old.get(key)
+        {
+            map.insert(key.into(), v.clone());
+        }
     }
     let meta = meta_mut(obj)?;
     for key in [
