@@ -1,15 +1,21 @@
 //! The watch cache as the auth layer reads it: RBAC objects for the
-//! authorizer, and where pods run and what they reference for the node
-//! authorizer ([`NodeGraph`]).
+//! authorizer, where pods run and what they reference for the node authorizer
+//! ([`NodeGraph`]), and the live service accounts, pods, secrets and nodes a
+//! bound service-account token is checked against on every use.
 
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::RbacSource;
 use crate::auth::graph::{self, NodeGraph, Vertex};
+use crate::auth::{RbacSource, ServiceAccountCheck, VerifiedToken};
 use crate::cache::{Cache, Entry};
+
+/// How long after its deletion time an object still vouches for tokens bound
+/// to it, as Kubernetes' JWT leeway.
+const DELETION_LEEWAY_SECONDS: i64 = 60;
 
 /// Empty until the cache is loaded; then every read comes from memory.
 #[derive(Default)]
@@ -20,6 +26,115 @@ pub struct CacheRbac {
 impl CacheRbac {
     pub fn set(&self, cache: Arc<Cache>) {
         let _ = self.cache.set(cache);
+    }
+
+    /// The authenticator's hook that refuses tokens whose service account, or
+    /// bound pod, secret or node, is gone or was replaced (another uid).
+    pub fn service_account_check(self: &Arc<Self>) -> ServiceAccountCheck {
+        let me = self.clone();
+        Arc::new(move |token: &VerifiedToken| me.check_token(token))
+    }
+
+    /// Kubernetes' service-account token validation, with its messages.
+    /// Until the cache is loaded nothing is checked: no request is served then
+    /// (every one gets 503), so there is nothing a token could reach.
+    fn check_token(&self, token: &VerifiedToken) -> Result<(), String> {
+        let Some(cache) = self.cache.get() else {
+            return Ok(());
+        };
+        let invalidated = || "service account token has been invalidated".to_string();
+        let ns = &token.namespace;
+        let name = &token.service_account;
+        let account = Meta::of(cache, &format!("/registry/serviceaccounts/{ns}/{name}"))
+            .ok_or_else(|| format!("serviceaccounts {name:?} not found"))?;
+        if !token.service_account_uid.is_empty() && account.uid != token.service_account_uid {
+            return Err(format!(
+                "service account UID ({}) does not match claim ({})",
+                account.uid, token.service_account_uid
+            ));
+        }
+        if account.deleted() {
+            return Err(format!("service account {ns}/{name} has been deleted"));
+        }
+        if let Some(secret) = &token.secret {
+            let live = Meta::of(cache, &format!("/registry/secrets/{ns}/{}", secret.name))
+                .ok_or_else(invalidated)?;
+            if live.uid != secret.uid {
+                return Err(format!(
+                    "secret UID ({}) does not match service account secret ref claim ({})",
+                    live.uid, secret.uid
+                ));
+            }
+            if live.deleted() {
+                return Err(invalidated());
+            }
+        }
+        if let Some(pod) = &token.pod {
+            let live = Meta::of(cache, &format!("/registry/pods/{ns}/{}", pod.name))
+                .ok_or_else(invalidated)?;
+            if live.uid != pod.uid {
+                return Err(format!(
+                    "pod UID ({}) does not match service account pod ref claim ({})",
+                    live.uid, pod.uid
+                ));
+            }
+            if live.deleted() {
+                return Err(invalidated());
+            }
+        } else if let Some(node) = &token.node {
+            // A pod-bound token names its node for information only; a token
+            // bound to the node alone lives as long as the node.
+            let live = Meta::of(cache, &format!("/registry/nodes/{}", node.name))
+                .ok_or_else(invalidated)?;
+            if live.uid != node.uid {
+                return Err(format!(
+                    "node UID ({}) does not match service account node ref claim ({})",
+                    live.uid, node.uid
+                ));
+            }
+            if live.deleted() {
+                return Err(invalidated());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The part of an object's metadata a token check needs, read without
+/// building the whole JSON tree.
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(default)]
+    uid: String,
+    #[serde(default, rename = "deletionTimestamp")]
+    deletion_timestamp: Option<String>,
+}
+
+impl Meta {
+    fn of(cache: &Cache, key: &str) -> Option<Meta> {
+        #[derive(Deserialize)]
+        struct Object {
+            metadata: Meta,
+        }
+        let entry = cache.get(key)?;
+        serde_json::from_slice::<Object>(&entry.json)
+            .ok()
+            .map(|o| o.metadata)
+    }
+
+    /// Deleted more than the leeway ago (a graceful deletion sets the time in
+    /// the future, so a terminating pod's tokens work until it is gone).
+    fn deleted(&self) -> bool {
+        let Some(at) = self.deletion_timestamp.as_deref() else {
+            return false;
+        };
+        let Ok(at) =
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        else {
+            return true;
+        };
+        at.unix_timestamp()
+            < time::OffsetDateTime::now_utc().unix_timestamp() - DELETION_LEEWAY_SECONDS
     }
 }
 

@@ -176,13 +176,13 @@ impl Server {
             },
         )?;
 
-        let authn = Arc::new(Authenticator::new(
-            pki.service_account_key_pem(),
-            Some(&token),
-        )?);
-        // The watch cache, once loaded, is the auth layer's view of RBAC objects
-        // and of pods for the node authorizer.
+        // The watch cache, once loaded, is the auth layer's view of RBAC objects,
+        // of pods for the node authorizer, and of what bound tokens name.
         let rbac = Arc::new(crate::rbac_source::CacheRbac::default());
+        let authn = Arc::new(
+            Authenticator::new(pki.service_account_key_pem(), Some(&token))?
+                .with_service_account_check(rbac.service_account_check()),
+        );
         let authz = Arc::new(Authorizer::new(rbac.clone()).with_node_graph(rbac.clone()));
         let server = Arc::new(Server {
             config,

@@ -15,7 +15,7 @@ pub use authn::{Authenticator, ServiceAccountCheck};
 pub use graph::{NodeGraph, Vertex};
 pub use node::{NODE_LEASE_NAMESPACE, node_identity};
 pub use rbac::{Attributes, Authorizer, Decision, RbacSource, forbidden_message};
-pub use token::{BoundObject, ServiceAccountRef, VerifiedToken};
+pub use token::{BoundObject, BoundRef, ServiceAccountRef, TokenBinding, VerifiedToken};
 
 /// An authenticated caller, as Kubernetes' `user.Info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
