@@ -4,13 +4,15 @@
 //! kubelet's set, change its taints or give itself a config source; it writes
 //! only its own Lease in `kube-node-lease`, only the status of pods bound to it
 //! (not their labels or resource claims), only the status conditions and
-//! capacity of claims, and creates no pods (Flotilla has no mirror pods). The
-//! node authorizer (`auth::node`) has already let the request through on its
-//! name; deletes and evictions, which do not pass here, it checks itself.
+//! capacity of claims, and creates no pods (Flotilla has no mirror pods). Its
+//! TokenRequests must be bound to a pod on it. The node authorizer
+//! (`auth::node`) has already let the request through on its name; deletes and
+//! evictions, which do not pass here, it checks itself.
 
 use apimachinery::resources::Resource;
 use serde_json::Value;
 
+use super::reviews::BoundObjectRef;
 use super::strategy::Op;
 use crate::auth::{NODE_LEASE_NAMESPACE, UserInfo, node_identity};
 use crate::error::{ApiError, ApiResult};
@@ -301,6 +303,51 @@ fn lease(node: &str, obj: &Value, old: Option<&Value>) -> Option<String> {
     let name = old.and_then(name_of).or(name_of(obj)).unwrap_or("");
     (name != node)
         .then(|| "can only access node lease with the same name as the requesting node".into())
+}
+
+/// NodeRestriction for a TokenRequest (which does not pass [`admit`]): a node
+/// gets tokens only bound to a pod, by uid, that runs on it. `find_pod`
+/// looks a pod of the request's namespace up by name.
+pub fn admit_token_request(
+    user: &UserInfo,
+    service_account: &str,
+    bound: Option<&BoundObjectRef>,
+    find_pod: &dyn Fn(&str) -> Option<Value>,
+) -> ApiResult<()> {
+    let Some(node) = node_identity(user) else {
+        return Ok(());
+    };
+    let forbid = |why: &str| {
+        Err(ApiError::Forbidden(format!(
+            "serviceaccounts {service_account:?} is forbidden: {why}"
+        )))
+    };
+    if node.is_empty() {
+        return forbid(&format!(
+            "could not determine node from user {:?}",
+            user.name
+        ));
+    }
+    let Some(r) = bound.filter(|r| r.api_version == "v1" && r.kind == "Pod" && !r.name.is_empty())
+    else {
+        return forbid("node requested token not bound to a pod");
+    };
+    if r.uid.is_empty() {
+        return forbid("node requested token with a pod binding without a uid");
+    }
+    let Some(pod) = find_pod(&r.name) else {
+        return Err(ApiError::not_found("", "pods", &r.name));
+    };
+    if str_at(&pod, "/metadata/uid") != Some(r.uid.as_str()) {
+        return forbid(&format!(
+            "the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated",
+            r.uid
+        ));
+    }
+    if str_at(&pod, "/spec/nodeName") != Some(node) {
+        return forbid("node requested token bound to a pod scheduled on a different node");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -435,3 +435,66 @@ fn bodies_of_any_shape_are_judged_without_panicking() {
         }
     }
 }
+
+#[test]
+fn a_nodes_token_must_be_bound_to_its_own_pod() {
+    let pods = |name: &str| match name {
+        "web" => {
+            Some(json!({"metadata": {"name": "web", "uid": "u-web"}, "spec": {"nodeName": "n1"}}))
+        }
+        "far" => {
+            Some(json!({"metadata": {"name": "far", "uid": "u-far"}, "spec": {"nodeName": "n2"}}))
+        }
+        _ => None,
+    };
+    let pod_ref = |name: &str, uid: &str| BoundObjectRef {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: name.into(),
+        uid: uid.into(),
+    };
+    let check = |r: Option<BoundObjectRef>| admit_token_request(&n1(), "app", r.as_ref(), &pods);
+    assert!(check(Some(pod_ref("web", "u-web"))).is_ok());
+    let cases = [
+        (None, "node requested token not bound to a pod"),
+        (
+            Some(BoundObjectRef {
+                kind: "Secret".into(),
+                ..pod_ref("web", "u-web")
+            }),
+            "node requested token not bound to a pod",
+        ),
+        (
+            Some(BoundObjectRef {
+                api_version: "".into(),
+                ..pod_ref("web", "u-web")
+            }),
+            "node requested token not bound to a pod",
+        ),
+        (
+            Some(pod_ref("web", "")),
+            "node requested token with a pod binding without a uid",
+        ),
+        (
+            Some(pod_ref("web", "u-old")),
+            "the UID in the bound object reference (u-old) does not match the UID in record. The object might have been deleted and then recreated",
+        ),
+        (
+            Some(pod_ref("far", "u-far")),
+            "node requested token bound to a pod scheduled on a different node",
+        ),
+    ];
+    for (r, why) in cases {
+        assert_eq!(
+            refusal(check(r)),
+            Some(format!(r#"serviceaccounts "app" is forbidden: {why}"#))
+        );
+    }
+    assert!(matches!(
+        check(Some(pod_ref("gone", "u"))),
+        Err(ApiError::NotFound { .. })
+    ));
+    // Anyone else is left to the TokenRequest handler.
+    let admin = user("admin", &["system:masters"]);
+    assert!(admit_token_request(&admin, "app", None, &pods).is_ok());
+}
