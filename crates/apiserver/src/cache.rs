@@ -4,7 +4,7 @@
 //! labels and selectable fields extracted once when it arrives; a list is a
 //! concatenation of those bytes, never a re-serialization.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -86,6 +86,10 @@ struct State {
     /// these indexed triggers: without them each pod change would wake every
     /// node's watch.
     node_channels: HashMap<String, broadcast::Sender<Arc<Change>>>,
+    /// The keys of the pods bound to each node (`spec.nodeName`), so a question
+    /// about one node's pods (the node authorizer's) looks at that node's pods
+    /// only — at most a few hundred — however many pods the cluster has.
+    node_pods: HashMap<String, BTreeSet<String>>,
     /// The revision of each resource's latest change since the last load.
     resource_revisions: HashMap<String, Revision>,
     loaded_at: Revision,
@@ -113,6 +117,7 @@ impl Cache {
                 history_start: 0,
                 channels: HashMap::new(),
                 node_channels: HashMap::new(),
+                node_pods: HashMap::new(),
                 resource_revisions: HashMap::new(),
                 loaded_at: 0,
             }),
@@ -142,8 +147,10 @@ impl Cache {
     async fn load(&self, store: &dyn Store) -> ApiResult<Revision> {
         let listed = store.list("/registry/", ListOptions::default()).await?;
         let mut objects = BTreeMap::new();
+        let mut node_pods = HashMap::new();
         for kv in listed.items {
             if let Some(entry) = ingest(&kv, kv.mod_revision) {
+                index_pod(&mut node_pods, &entry, true);
                 objects.insert(kv.key.clone(), Arc::new(entry));
             }
         }
@@ -154,6 +161,7 @@ impl Cache {
         st.history_start = listed.revision;
         st.channels.clear();
         st.node_channels.clear();
+        st.node_pods = node_pods;
         st.resource_revisions.clear();
         st.loaded_at = listed.revision;
         drop(st);
@@ -181,6 +189,10 @@ impl Cache {
         let prev = st.objects.get(&key).cloned();
         let change = match (new, ev.kind) {
             (Some(obj), _) => {
+                if let Some(p) = &prev {
+                    index_pod(&mut st.node_pods, p, false);
+                }
+                index_pod(&mut st.node_pods, &obj, true);
                 st.objects.insert(key.clone(), obj.clone());
                 let kind = if prev.is_some() {
                     ChangeKind::Modified
@@ -195,6 +207,9 @@ impl Cache {
                 })
             }
             (None, EventKind::Delete) => {
+                if let Some(p) = &prev {
+                    index_pod(&mut st.node_pods, p, false);
+                }
                 st.objects.remove(&key);
                 prev.as_ref()
                     .and_then(|p| restamp(p, rev))
@@ -375,6 +390,20 @@ impl Cache {
         }
     }
 
+    /// The pods bound to `node`, from the per-node index: the cost is the
+    /// node's pods, not the cluster's.
+    pub fn pods_on_node(&self, node: &str) -> Vec<Arc<Entry>> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.node_pods
+            .get(node)
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| st.objects.get(k).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Objects of one resource, for components inside the server (RBAC, admission).
     pub fn objects(&self, prefix: &str) -> (Revision, Vec<Arc<Entry>>) {
         let (snap, _) = self.list(prefix, None, 0, &|_| true);
@@ -450,6 +479,27 @@ pub struct WatchStart {
     pub revision: Revision,
     pub initial: Initial,
     pub live: broadcast::Receiver<Arc<Change>>,
+}
+
+/// Adds a pod to (or removes it from) the per-node index under its `spec.nodeName`.
+fn index_pod(node_pods: &mut HashMap<String, BTreeSet<String>>, entry: &Entry, add: bool) {
+    if resource_of(&entry.key) != "pods" {
+        return;
+    }
+    let Some(node) = entry.field(NODE_NAME).filter(|n| !n.is_empty()) else {
+        return;
+    };
+    if add {
+        node_pods
+            .entry(node.to_string())
+            .or_default()
+            .insert(entry.key.clone());
+    } else if let Some(keys) = node_pods.get_mut(node) {
+        keys.remove(&entry.key);
+        if keys.is_empty() {
+            node_pods.remove(node);
+        }
+    }
 }
 
 /// `pods` from `/registry/pods/default/web`.
@@ -641,6 +691,55 @@ mod tests {
             create_revision: 1,
             mod_revision: 1,
         }
+    }
+
+    /// The per-node pod index follows binds, moves, deletes and reloads.
+    #[tokio::test]
+    async fn pods_are_indexed_by_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(None, dir.path()).await.unwrap();
+        let pod = |name: &str, node: &str| {
+            let v =
+                json!({"metadata": {"name": name, "namespace": "ns"}, "spec": {"nodeName": node}});
+            bytes::Bytes::from(serde_json::to_vec(&v).unwrap())
+        };
+        let a = store
+            .create("/registry/pods/ns/a", pod("a", "n1"))
+            .await
+            .unwrap();
+        let cache = Cache::start(store.clone()).await.unwrap();
+        let on = |node: &str| -> Vec<String> {
+            cache
+                .pods_on_node(node)
+                .iter()
+                .map(|e| e.key.clone())
+                .collect()
+        };
+        assert_eq!(on("n1"), ["/registry/pods/ns/a"]);
+        store
+            .create("/registry/pods/ns/b", pod("b", "n1"))
+            .await
+            .unwrap();
+        store
+            .create("/registry/pods/ns/c", pod("c", ""))
+            .await
+            .unwrap();
+        store
+            .create("/registry/configmaps/ns/n1", pod("n1", "n1"))
+            .await
+            .unwrap();
+        store
+            .update("/registry/pods/ns/a", pod("a", "n2"), a.mod_revision)
+            .await
+            .unwrap();
+        let (_, rev) = store.delete("/registry/pods/ns/b", None).await.unwrap();
+        cache.wait_for(rev, Duration::from_secs(10)).await.unwrap();
+        assert!(on("n1").is_empty());
+        assert_eq!(on("n2"), ["/registry/pods/ns/a"]);
+        assert!(on("").is_empty());
+        cache.load(&*store).await.unwrap();
+        assert_eq!(on("n2"), ["/registry/pods/ns/a"]);
+        assert!(on("n1").is_empty());
     }
 
     /// The byte-level path gives what decoding the whole object gives.

@@ -176,12 +176,14 @@ impl Server {
             },
         )?;
 
-        let authn = Arc::new(Authenticator::new(
-            pki.service_account_key_pem(),
-            Some(&token),
-        )?);
+        // The watch cache, once loaded, is the auth layer's view of RBAC objects,
+        // of pods for the node authorizer, and of what bound tokens name.
         let rbac = Arc::new(crate::rbac_source::CacheRbac::default());
-        let authz = Arc::new(Authorizer::new(rbac.clone()));
+        let authn = Arc::new(
+            Authenticator::new(pki.service_account_key_pem(), Some(&token))?
+                .with_service_account_check(rbac.service_account_check()),
+        );
+        let authz = Arc::new(Authorizer::new(rbac.clone()).with_node_graph(rbac.clone()));
         let server = Arc::new(Server {
             config,
             pki,
@@ -267,6 +269,8 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             Ok(u) => u,
             Err(e) => return e.into_response(),
         };
+        let selected =
+            request::selected_name(&info, query.get("fieldSelector").map(String::as_str));
         let attrs = Attributes {
             user: &user,
             verb: &info.verb,
@@ -274,17 +278,13 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             resource: &info.resource,
             subresource: &info.subresource,
             namespace: &info.namespace,
-            name: &info.name,
+            name: selected.as_deref().unwrap_or(&info.name),
             path: &path,
             is_resource_request: info.is_resource_request,
         };
         let api = srv.api.get();
-        let pod_node = |ns: &str, name: &str| {
-            let entry = api?.cache.get(&format!("/registry/pods/{ns}/{name}"))?;
-            entry.field("spec.nodeName").map(str::to_string)
-        };
         if path != "/version"
-            && let Decision::Deny { reason } = srv.authz.authorize_with(&attrs, &pod_node)
+            && let Decision::Deny { reason } = srv.authz.authorize(&attrs)
         {
             return ApiError::Forbidden(forbidden(&info, &reason)).into_response();
         }

@@ -337,6 +337,45 @@ pub fn validate_node(obj: &Value) -> Vec<FieldError> {
     errs
 }
 
+/// What a Node update may not change, for anyone: its pod CIDRs once
+/// assigned (node IPAM sets them from empty) and its provider ID once set.
+pub fn validate_node_update(new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let before = pod_cidrs(old);
+    if !before.is_empty() && pod_cidrs(new) != before {
+        errs.push(FieldError::forbidden(
+            "spec.podCIDRs",
+            "node updates may not change podCIDR except from \"\" to valid",
+        ));
+    }
+    if !provider_id(old).is_empty() && provider_id(new) != provider_id(old) {
+        errs.push(FieldError::forbidden(
+            "spec.providerID",
+            "node updates may not change providerID except from \"\" to valid",
+        ));
+    }
+    errs
+}
+
+/// `spec.podCIDRs`, with `spec.podCIDR` first when it is set and differs.
+fn pod_cidrs(node: &Value) -> Vec<&str> {
+    let spec = child(node, "spec");
+    let mut all: Vec<&str> = list_of(spec, "podCIDRs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    if let Some(c) = str_of(spec, "podCIDR").filter(|c| !c.is_empty())
+        && all.first() != Some(&c)
+    {
+        all.insert(0, c);
+    }
+    all
+}
+
+fn provider_id(node: &Value) -> &str {
+    str_of(child(node, "spec"), "providerID").unwrap_or("")
+}
+
 fn is_cidr(s: &str) -> bool {
     let Some((ip, bits)) = s.split_once('/') else {
         return false;

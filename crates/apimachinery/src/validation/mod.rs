@@ -22,7 +22,8 @@ mod workloads;
 
 pub use self::core::{
     MAX_DATA_SIZE, validate_config_map, validate_data_update, validate_ingress, validate_lease,
-    validate_namespace, validate_node, validate_secret, validate_service, validate_service_update,
+    validate_namespace, validate_node, validate_node_update, validate_secret, validate_service,
+    validate_service_update,
 };
 pub use workloads::{
     validate_apps_spec, validate_apps_update, validate_cronjob, validate_job_spec,
@@ -79,6 +80,7 @@ pub fn validate(
             ("v1", "Pod") => errs.extend(validate_pod_update(obj, old)),
             ("v1", "Service") => errs.extend(validate_service_update(obj, old)),
             ("v1", "ConfigMap" | "Secret") => errs.extend(validate_data_update(kind, obj, old)),
+            ("v1", "Node") => errs.extend(validate_node_update(obj, old)),
             ("apps/v1", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
                 errs.extend(validate_apps_update(kind, obj, old));
             }

@@ -179,6 +179,45 @@ fn pod_updates() {
 }
 
 #[test]
+fn node_updates_keep_pod_cidrs_and_provider_id() {
+    let (_, mut old) = sample("Node");
+    old["spec"]["podCIDRs"] = json!(["10.42.0.0/24"]);
+    old["spec"]["providerID"] = json!("flotilla://n1");
+    let mut new = old.clone();
+    new["spec"]["unschedulable"] = json!(true);
+    assert!(messages("v1", "Node", &new, Some(&old)).is_empty());
+    // Moved, or taken away.
+    for cidrs in [json!(["10.99.0.0/24"]), json!([])] {
+        let mut moved = old.clone();
+        moved["spec"]["podCIDR"] = cidrs.get(0).cloned().unwrap_or(json!(""));
+        moved["spec"]["podCIDRs"] = cidrs.clone();
+        assert_eq!(
+            messages("v1", "Node", &moved, Some(&old)),
+            vec![
+                r#"spec.podCIDRs: Forbidden: node updates may not change podCIDR except from "" to valid"#
+            ],
+            "{cidrs}"
+        );
+    }
+    // Only the singular field changed: still a change.
+    let mut moved = old.clone();
+    moved["spec"]["podCIDR"] = json!("10.99.0.0/24");
+    assert_eq!(messages("v1", "Node", &moved, Some(&old)).len(), 1);
+    let mut reprovided = old.clone();
+    reprovided["spec"]["providerID"] = json!("other://n1");
+    assert_eq!(
+        messages("v1", "Node", &reprovided, Some(&old)),
+        vec![
+            r#"spec.providerID: Forbidden: node updates may not change providerID except from "" to valid"#
+        ]
+    );
+    // From empty to set is how both are assigned.
+    let mut fresh = old.clone();
+    fresh["spec"] = json!({});
+    assert!(messages("v1", "Node", &old, Some(&fresh)).is_empty());
+}
+
+#[test]
 fn services() {
     expect(
         "Service",

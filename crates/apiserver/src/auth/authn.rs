@@ -7,16 +7,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::CertificateDer;
 
-use super::token::{BoundObject, ServiceAccountRef, TokenSigner, VerifiedToken};
+use super::token::{ServiceAccountRef, TokenBinding, TokenSigner, VerifiedToken};
 use super::{AuthError, UserInfo, groups};
 
 /// The issuer and default audience of service-account tokens, as in Kubernetes.
 pub const DEFAULT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
-/// Decides whether the service account a verified token names still exists
-/// with that uid (`namespace, name, uid`). Without it a token outlives its
-/// service account until it expires.
-pub type ServiceAccountCheck = Arc<dyn Fn(&str, &str, &str) -> bool + Send + Sync>;
+/// Decides whether what a verified token names still exists: its service
+/// account, and the pod, secret or node it is bound to, each with the uid the
+/// token carries (Kubernetes' service-account token validator). `Err` says
+/// why not. Without it a token outlives its service account and its pod
+/// until it expires.
+pub type ServiceAccountCheck = Arc<dyn Fn(&VerifiedToken) -> Result<(), String> + Send + Sync>;
 
 /// Authenticates requests and issues service-account tokens.
 pub struct Authenticator {
@@ -114,16 +116,20 @@ impl Authenticator {
             name,
             uid,
         };
-        self.issue_bound_service_account_token(sa, None, None, audiences, expiration_seconds)
+        self.issue_bound_service_account_token(
+            sa,
+            TokenBinding::default(),
+            audiences,
+            expiration_seconds,
+        )
     }
 
     /// Like [`Self::issue_service_account_token`] for a TokenRequest whose
-    /// `boundObjectRef` names a pod (and the node it runs on).
+    /// `boundObjectRef` names a pod (and the node it runs on), a secret or a node.
     pub fn issue_bound_service_account_token(
         &self,
         sa: ServiceAccountRef<'_>,
-        pod: Option<BoundObject<'_>>,
-        node: Option<BoundObject<'_>>,
+        binding: TokenBinding<'_>,
         audiences: &[String],
         expiration_seconds: i64,
     ) -> Result<String, AuthError> {
@@ -133,7 +139,7 @@ impl Authenticator {
             audiences
         };
         self.signer
-            .issue(sa, pod, node, audiences, expiration_seconds, unix_now())
+            .issue(sa, binding, audiences, expiration_seconds, unix_now())
     }
 
     fn authenticate_token(
@@ -155,17 +161,8 @@ impl Authenticator {
             return Ok((user, audiences.to_vec()));
         }
         let verified: VerifiedToken = self.signer.verify(token, audiences, unix_now())?;
-        if let Some(check) = &self.service_account_check
-            && !check(
-                &verified.namespace,
-                &verified.service_account,
-                &verified.service_account_uid,
-            )
-        {
-            return Err(AuthError::InvalidToken(format!(
-                "service account {}/{} with uid {} no longer exists",
-                verified.namespace, verified.service_account, verified.service_account_uid
-            )));
+        if let Some(check) = &self.service_account_check {
+            check(&verified).map_err(AuthError::InvalidToken)?;
         }
         Ok((verified.user, verified.audiences))
     }
@@ -239,6 +236,7 @@ fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::BoundObject;
     use crate::pki::{Pki, ServerSans};
 
     fn setup() -> (tempfile::TempDir, Pki, Authenticator) {
@@ -326,7 +324,65 @@ mod tests {
 
         let gone = Authenticator::new(pki.service_account_key_pem(), None)
             .unwrap()
-            .with_service_account_check(Arc::new(|_, _, uid| uid != "u-1"));
-        assert!(gone.authenticate(None, Some(&header)).is_err());
+            .with_service_account_check(Arc::new(|t: &VerifiedToken| {
+                if t.service_account_uid == "u-1" {
+                    Err("service account UID (u-2) does not match claim (u-1)".into())
+                } else {
+                    Ok(())
+                }
+            }));
+        let err = gone.authenticate(None, Some(&header)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid bearer token: service account UID (u-2) does not match claim (u-1)"
+        );
+    }
+
+    #[test]
+    fn the_check_sees_what_the_token_is_bound_to() {
+        let (_dir, pki, authn) = setup();
+        let sa = ServiceAccountRef {
+            namespace: "team",
+            name: "app",
+            uid: "sa-1",
+        };
+        let pod = BoundObject {
+            name: "web",
+            uid: "pod-1",
+        };
+        let node = BoundObject {
+            name: "n1",
+            uid: "node-1",
+        };
+        let binding = TokenBinding {
+            pod: Some(pod),
+            node: Some(node),
+            ..TokenBinding::default()
+        };
+        let token = authn
+            .issue_bound_service_account_token(sa, binding, &[], 3600)
+            .unwrap();
+        let header = format!("Bearer {token}");
+        let live_pods = Arc::new(std::sync::Mutex::new(vec!["pod-1".to_string()]));
+        let pods = live_pods.clone();
+        let checked = Authenticator::new(pki.service_account_key_pem(), None)
+            .unwrap()
+            .with_service_account_check(Arc::new(move |t: &VerifiedToken| {
+                let bound = t.pod.as_ref().ok_or("not bound")?;
+                assert_eq!(
+                    (bound.name.as_str(), t.node.as_ref().map(|n| n.uid.as_str())),
+                    ("web", Some("node-1"))
+                );
+                if pods.lock().unwrap().contains(&bound.uid) {
+                    Ok(())
+                } else {
+                    Err("service account token has been invalidated".into())
+                }
+            }));
+        let user = checked.authenticate(None, Some(&header)).unwrap().unwrap();
+        assert_eq!(user.extra["authentication.kubernetes.io/pod-name"], ["web"]);
+        live_pods.lock().unwrap().clear();
+        assert!(checked.authenticate(None, Some(&header)).is_err());
+        assert!(checked.review_token(&token, &[]).is_err());
     }
 }

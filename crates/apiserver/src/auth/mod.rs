@@ -1,9 +1,10 @@
 //! Who is calling (authentication) and whether they may (authorization), with
 //! Kubernetes' user model: client certificates, service-account tokens, the
-//! node join token, RBAC and the node rule.
+//! node join token, RBAC and the node authorizer with its view of pods.
 
 pub mod authn;
 pub mod bootstrap;
+pub mod graph;
 mod node;
 pub mod rbac;
 pub mod token;
@@ -11,8 +12,10 @@ pub mod token;
 use std::collections::BTreeMap;
 
 pub use authn::{Authenticator, ServiceAccountCheck};
+pub use graph::{NodeGraph, Vertex};
+pub use node::{NODE_LEASE_NAMESPACE, node_identity};
 pub use rbac::{Attributes, Authorizer, Decision, RbacSource, forbidden_message};
-pub use token::{BoundObject, ServiceAccountRef, VerifiedToken};
+pub use token::{BoundObject, BoundRef, ServiceAccountRef, TokenBinding, VerifiedToken};
 
 /// An authenticated caller, as Kubernetes' `user.Info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

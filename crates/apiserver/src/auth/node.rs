@@ -1,210 +1,231 @@
-//! The node rule: what a kubelet identity (`system:node:NAME` in
-//! `system:nodes`) may do, decided before RBAC. It allows what every node needs,
-//! refuses writes to other nodes' objects, and leaves everything else to RBAC
-//! (the `system:node` ClusterRole).
+//! The node authorizer: what a kubelet identity (`system:node:NAME` in
+//! `system:nodes`) may do, decided before RBAC as Kubernetes' Node authorizer
+//! does. A node reads only the secrets, configmaps, claims, volumes and
+//! resource claims its own pods reference, creates tokens only for its pods'
+//! service accounts, and reads only its own Node and Lease (a list or watch
+//! with a `metadata.name` field selector counts as a read of that one name).
+//! Writes Kubernetes checks in NodeRestriction admission (a node's own Node,
+//! Lease, pod status, TokenRequest binding) are allowed here and checked in
+//! `rest::node_restriction`, which sees the bodies; pod deletion and eviction,
+//! which never reach admission in Flotilla, are checked here.
+//!
+//! Kubernetes' node authorizer answers "no opinion" for what it refuses and
+//! relies on the `system:node` role being bound to nobody; Flotilla binds that
+//! role to `system:nodes`, so what the node authorizer refuses is denied here
+//! outright, before RBAC could grant it.
 
-use super::groups;
+use super::graph::{NodeGraph, Vertex};
 use super::rbac::Attributes;
+use super::{UserInfo, groups};
 
 pub(super) enum NodeDecision {
     Allow,
     Deny(String),
-    /// Not a node, or a request the rule does not cover.
+    /// Not a node, or a request the rule leaves to RBAC.
     NoOpinion,
 }
 
-const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+/// The namespace of node leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
-pub(super) fn node_rule(
-    attrs: &Attributes<'_>,
-    pod_node: &dyn Fn(&str, &str) -> Option<String>,
-) -> NodeDecision {
-    let Some(node) = node_name(attrs) else {
+/// Kubernetes' node identity: `Some(name)` for a member of `system:nodes`
+/// named `system:node:NAME`. A member of the group whose name does not say
+/// which node it is gets `Some("")`, an unknown node, refused rather than
+/// handed the `system:node` role's rights. Anyone else is `None`.
+pub fn node_identity(user: &UserInfo) -> Option<&str> {
+    if !user.in_group(groups::NODES) {
+        return None;
+    }
+    Some(
+        user.name
+            .strip_prefix(groups::NODE_USER_PREFIX)
+            .unwrap_or_default(),
+    )
+}
+
+pub(super) fn node_rule(attrs: &Attributes<'_>, graph: &dyn NodeGraph) -> NodeDecision {
+    let Some(node) = node_identity(attrs.user) else {
         return NodeDecision::NoOpinion;
     };
+    if node.is_empty() {
+        return NodeDecision::Deny(format!("unknown node for user {:?}", attrs.user.name));
+    }
     if !attrs.is_resource_request {
         return NodeDecision::NoOpinion;
     }
+    let rule = Rule { node, attrs, graph };
     let read = matches!(attrs.verb, "get" | "list" | "watch");
-    let allow_if = |ok: bool, why: String| {
-        if ok {
-            NodeDecision::Allow
-        } else {
-            NodeDecision::Deny(why)
+    match (attrs.api_group, attrs.resource) {
+        ("", "secrets") => rule.read_namespaced(Vertex::Secret),
+        ("", "configmaps") => rule.read_namespaced(Vertex::ConfigMap),
+        ("", "persistentvolumeclaims") if attrs.subresource == "status" => {
+            rule.status_update(Vertex::PersistentVolumeClaim)
         }
-    };
-    let bound_here = || pod_node(attrs.namespace, attrs.name).is_some_and(|n| n == node);
-
-    match (attrs.api_group, attrs.resource, attrs.subresource) {
-        ("", "nodes", "" | "status") => match attrs.verb {
-            "get" | "list" | "watch" => NodeDecision::Allow,
-            // A create names its object in the body, which the admission step
-            // must check against the node's own name.
-            "create" if attrs.subresource.is_empty() => allow_if(
-                attrs.name.is_empty() || attrs.name == node,
-                format!("node '{node}' cannot create node '{}'", attrs.name),
-            ),
-            "update" | "patch" | "delete" => allow_if(
-                attrs.name == node,
-                format!("node '{node}' cannot modify node '{}'", attrs.name),
-            ),
-            _ => NodeDecision::NoOpinion,
-        },
-        ("coordination.k8s.io", "leases", "") => {
-            let own_lease = attrs.namespace == NODE_LEASE_NAMESPACE
-                && match attrs.verb {
-                    "create" => attrs.name.is_empty() || attrs.name == node,
-                    "get" | "update" | "patch" | "delete" => attrs.name == node,
-                    _ => false,
-                };
-            allow_if(
-                own_lease,
-                format!(
-                    "node '{node}' can only access its own lease in namespace {NODE_LEASE_NAMESPACE}"
-                ),
-            )
-        }
-        ("", "pods", "") => match attrs.verb {
-            "get" | "list" | "watch" => NodeDecision::Allow,
-            // The kubelet removes a pod it has finished stopping.
-            "delete" => allow_if(
-                bound_here(),
-                format!("node '{node}' can only delete pods bound to it"),
-            ),
-            // Mirror pods (static pods) are not supported, so a node never creates pods.
-            "create" => NodeDecision::Deny(format!("node '{node}' cannot create pods")),
-            _ => NodeDecision::NoOpinion,
-        },
-        ("", "pods", "status") => match attrs.verb {
-            "get" => NodeDecision::Allow,
-            "update" | "patch" => allow_if(
-                bound_here(),
-                format!("node '{node}' can only update the status of pods bound to it"),
-            ),
-            _ => NodeDecision::NoOpinion,
-        },
-        ("", "pods", "eviction") if attrs.verb == "create" => allow_if(
-            bound_here(),
-            format!("node '{node}' can only evict pods bound to it"),
-        ),
-        ("" | "events.k8s.io", "events", "")
-            if matches!(attrs.verb, "create" | "update" | "patch") =>
-        {
+        ("", "persistentvolumeclaims") => rule.get(Vertex::PersistentVolumeClaim),
+        ("", "persistentvolumes") => rule.get(Vertex::PersistentVolume),
+        ("resource.k8s.io", "resourceclaims") => rule.get(Vertex::ResourceClaim),
+        ("", "serviceaccounts") => rule.create_token(),
+        ("coordination.k8s.io", "leases") => rule.lease(),
+        ("", "nodes") => rule.node_object(),
+        ("", "pods") => rule.pod(),
+        ("" | "events.k8s.io", "events") if matches!(attrs.verb, "create" | "update" | "patch") => {
             NodeDecision::Allow
         }
-        // Kubernetes' node authorizer lets a node read only the secrets and
-        // configmaps that pods bound to it reference (a graph of pods, volumes
-        // and references). Until that graph exists nodes may read them all.
-        ("", "secrets" | "configmaps" | "services" | "endpoints", "") if read => {
-            NodeDecision::Allow
-        }
+        ("", "services" | "endpoints") if read => NodeDecision::Allow,
         // Service routing on the node reads endpoint slices, as kube-proxy does.
-        ("discovery.k8s.io", "endpointslices", "") if read => NodeDecision::Allow,
-        // Kubernetes requires the token to be bound to a pod on this node; that
-        // check belongs with the TokenRequest handler, which sees the body.
-        ("", "serviceaccounts", "token") if attrs.verb == "create" => NodeDecision::Allow,
+        ("discovery.k8s.io", "endpointslices") if read => NodeDecision::Allow,
         _ => NodeDecision::NoOpinion,
     }
 }
 
-/// The node a user is, when it is one: `system:node:NAME` in `system:nodes`.
-fn node_name<'a>(attrs: &Attributes<'a>) -> Option<&'a str> {
-    let user = attrs.user;
-    if !user.in_group(groups::NODES) {
-        return None;
-    }
-    user.name
-        .strip_prefix(groups::NODE_USER_PREFIX)
-        .filter(|n| !n.is_empty())
+/// One request by node `node`, with Kubernetes' refusal messages.
+struct Rule<'a> {
+    node: &'a str,
+    attrs: &'a Attributes<'a>,
+    graph: &'a dyn NodeGraph,
 }
 
-#[cfg(test)]
-mod tests {
-    use crate::auth::Decision;
-    use crate::auth::bootstrap::bootstrap_objects;
-    use crate::auth::rbac::tests::{authorizer_with, decide, user};
+fn deny(why: impl Into<String>) -> NodeDecision {
+    NodeDecision::Deny(why.into())
+}
 
-    #[test]
-    fn node_may_write_only_its_own_objects() {
-        let (_, authorizer) = authorizer_with(&bootstrap_objects());
-        let n1 = user("system:node:n1", &["system:nodes", "system:authenticated"]);
-        let pods = |ns: &str, name: &str| match (ns, name) {
-            ("default", "here") => Some("n1".to_string()),
-            ("default", "there") => Some("n2".to_string()),
-            _ => None,
-        };
-        let cases = [
-            ("get /nodes /n2", true),
-            ("watch /nodes", true),
-            ("create /nodes", true),
-            ("update /nodes /n1", true),
-            ("patch /nodes/status /n1", true),
-            ("patch /nodes/status /n2", false),
-            ("update /nodes /n2", false),
-            ("delete /nodes /n2", false),
-            ("update coordination.k8s.io/leases kube-node-lease/n1", true),
-            ("create coordination.k8s.io/leases kube-node-lease", true),
-            (
-                "update coordination.k8s.io/leases kube-node-lease/n2",
-                false,
-            ),
-            ("get coordination.k8s.io/leases kube-system/n1", false),
-            ("list coordination.k8s.io/leases kube-node-lease", false),
-            ("patch /pods/status default/here", true),
-            ("patch /pods/status default/there", false),
-            ("update /pods/status default/unscheduled", false),
-            ("delete /pods default/here", true),
-            ("delete /pods default/there", false),
-            ("create /pods default", false),
-            ("watch /pods", true),
-            ("get /secrets default/db", true),
-            ("list /configmaps", true),
-            ("list /services", true),
-            ("list discovery.k8s.io/endpointslices", true),
-            ("create /events default", true),
-            ("create events.k8s.io/events default", true),
-            ("create /serviceaccounts/token default/app", true),
-            // Left to RBAC's system:node role.
-            ("create authentication.k8s.io/tokenreviews", true),
-            (
-                "create certificates.k8s.io/certificatesigningrequests",
-                true,
-            ),
-            ("create apps/deployments default", false),
-            ("delete /secrets default/db", false),
-        ];
-        for (request, want) in cases {
-            let got = decide(&authorizer, &n1, request, &pods) == Decision::Allow;
-            assert_eq!(got, want, "{request}");
+impl Rule<'_> {
+    /// get, list and watch of one object of a namespaced kind (a list or watch
+    /// names it with a `metadata.name` field selector).
+    fn read_namespaced(&self, vertex: Vertex) -> NodeDecision {
+        if !matches!(self.attrs.verb, "get" | "list" | "watch") {
+            return deny("can only read resources of this type");
+        }
+        if !self.attrs.subresource.is_empty() {
+            return deny("cannot read subresource");
+        }
+        if self.attrs.namespace.is_empty() {
+            return deny("can only read namespaced object of this type");
+        }
+        self.related(vertex)
+    }
+
+    fn get(&self, vertex: Vertex) -> NodeDecision {
+        if self.attrs.verb != "get" {
+            return deny("can only get individual resources of this type");
+        }
+        if !self.attrs.subresource.is_empty() {
+            return deny("cannot get subresource");
+        }
+        self.related(vertex)
+    }
+
+    fn status_update(&self, vertex: Vertex) -> NodeDecision {
+        if !matches!(self.attrs.verb, "update" | "patch") {
+            return deny("can only get/update/patch this type");
+        }
+        if self.attrs.subresource != "status" {
+            return deny("can only update status subresource");
+        }
+        self.related(vertex)
+    }
+
+    /// Whether a path leads from the named object to this node.
+    fn related(&self, vertex: Vertex) -> NodeDecision {
+        if self.attrs.name.is_empty() {
+            return deny("No Object name found");
+        }
+        self.path_from(vertex, self.attrs.name)
+    }
+
+    fn path_from(&self, vertex: Vertex, name: &str) -> NodeDecision {
+        if self
+            .graph
+            .has_path(self.node, vertex, self.attrs.namespace, name)
+        {
+            NodeDecision::Allow
+        } else {
+            deny(format!(
+                "no relationship found between node '{}' and this object",
+                self.node
+            ))
         }
     }
 
-    #[test]
-    fn node_denial_says_why() {
-        let (_, authorizer) = authorizer_with(&bootstrap_objects());
-        let n1 = user("system:node:n1", &["system:nodes"]);
-        let Decision::Deny { reason } = decide(&authorizer, &n1, "update /nodes /n2", &|_, _| None)
-        else {
-            panic!("allowed");
-        };
-        assert_eq!(
-            reason,
-            r#"User "system:node:n1" cannot update resource "nodes" in API group "" at the cluster scope: node 'n1' cannot modify node 'n2'"#
-        );
+    /// TokenRequests for the service account of a pod on this node; that the
+    /// token is bound to such a pod is checked with the body, in admission.
+    fn create_token(&self) -> NodeDecision {
+        if self.attrs.verb != "create" || self.attrs.name.is_empty() {
+            return deny("can only create tokens for individual service accounts");
+        }
+        if self.attrs.subresource != "token" {
+            return deny("can only create token subresource of serviceaccount");
+        }
+        self.path_from(Vertex::ServiceAccount, self.attrs.name)
     }
 
-    #[test]
-    fn node_name_without_the_group_is_not_a_node() {
-        let (_, authorizer) = authorizer_with(&bootstrap_objects());
-        let impostor = user("system:node:n1", &["system:authenticated"]);
-        assert_ne!(
-            decide(
-                &authorizer,
-                &impostor,
-                "get /secrets default/db",
-                &|_, _| None
-            ),
-            Decision::Allow
-        );
+    /// The node's own Lease in `kube-node-lease`; a create names it in the
+    /// body, which admission checks.
+    fn lease(&self) -> NodeDecision {
+        let verb = self.attrs.verb;
+        if !matches!(verb, "get" | "create" | "update" | "patch" | "delete") {
+            return deny("can only get, create, update, patch, or delete a node lease");
+        }
+        if self.attrs.namespace != NODE_LEASE_NAMESPACE {
+            return deny(format!(
+                "can only access leases in the {NODE_LEASE_NAMESPACE:?} system namespace"
+            ));
+        }
+        if verb != "create" && self.attrs.name != self.node {
+            return deny("can only access node lease with the same name as the requesting node");
+        }
+        NodeDecision::Allow
+    }
+
+    /// Node objects: reads of its own only; writes are admission's to check.
+    fn node_object(&self) -> NodeDecision {
+        let (verb, name) = (self.attrs.verb, self.attrs.name);
+        match (self.attrs.subresource, verb) {
+            ("", "create" | "update" | "patch") | ("status", "update" | "patch") => {
+                NodeDecision::Allow
+            }
+            ("", "get" | "list" | "watch") if name == self.node => NodeDecision::Allow,
+            ("", "get" | "list" | "watch") if name.is_empty() => deny(format!(
+                "node '{}' cannot read all nodes, only its own Node object",
+                self.node
+            )),
+            ("", "get" | "list" | "watch") => deny(format!(
+                "node '{}' cannot read '{name}', only its own Node object",
+                self.node
+            )),
+            _ => NodeDecision::NoOpinion,
+        }
+    }
+
+    /// Pods. Reads stay open: Kubernetes limits a node's pod lists to its own
+    /// (`spec.nodeName` field selector), which needs the field selector here.
+    /// Creation and status writes are admission's to check; deletion and
+    /// eviction, which do not pass admission, only of pods bound to this node.
+    fn pod(&self) -> NodeDecision {
+        let bound_here = || {
+            self.graph
+                .pod_node(self.attrs.namespace, self.attrs.name)
+                .is_some_and(|n| n == self.node)
+        };
+        match (self.attrs.subresource, self.attrs.verb) {
+            ("", "get" | "list" | "watch" | "create") | ("status", "update" | "patch") => {
+                NodeDecision::Allow
+            }
+            ("", "delete") if bound_here() => NodeDecision::Allow,
+            ("", "delete") => deny(format!(
+                "node {:?} can only delete pods with spec.nodeName set to itself",
+                self.node
+            )),
+            ("eviction", "create") if bound_here() => NodeDecision::Allow,
+            ("eviction", "create") => deny(format!(
+                "node {} can only evict pods with spec.nodeName set to itself",
+                self.node
+            )),
+            _ => NodeDecision::NoOpinion,
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;

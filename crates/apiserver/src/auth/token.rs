@@ -32,6 +32,22 @@ pub struct BoundObject<'a> {
     pub uid: &'a str,
 }
 
+/// What a token is bound to, as Kubernetes' claims carry it: a pod (with the
+/// node it runs on, for information), a secret, or a node alone.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokenBinding<'a> {
+    pub pod: Option<BoundObject<'a>>,
+    pub secret: Option<BoundObject<'a>>,
+    pub node: Option<BoundObject<'a>>,
+}
+
+/// A bound object named in a verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundRef {
+    pub name: String,
+    pub uid: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Claims {
     iss: String,
@@ -69,6 +85,8 @@ struct KubernetesClaims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pod: Option<ObjectClaim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<ObjectClaim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     node: Option<ObjectClaim>,
 }
 
@@ -94,6 +112,10 @@ pub struct VerifiedToken {
     pub namespace: String,
     pub service_account: String,
     pub service_account_uid: String,
+    /// The objects the token is bound to; it is good only while they exist.
+    pub pod: Option<BoundRef>,
+    pub secret: Option<BoundRef>,
+    pub node: Option<BoundRef>,
 }
 
 /// Issues and verifies service-account tokens with one P-256 key.
@@ -156,8 +178,7 @@ impl TokenSigner {
     pub fn issue(
         &self,
         sa: ServiceAccountRef<'_>,
-        pod: Option<BoundObject<'_>>,
-        node: Option<BoundObject<'_>>,
+        binding: TokenBinding<'_>,
         audiences: &[String],
         expiration_seconds: i64,
         now: i64,
@@ -180,8 +201,9 @@ impl TokenSigner {
                     name: sa.name.to_string(),
                     uid: sa.uid.to_string(),
                 },
-                pod: pod.map(object),
-                node: node.map(object),
+                pod: binding.pod.map(object),
+                secret: binding.secret.map(object),
+                node: binding.node.map(object),
             },
         };
         let header = json!({ "alg": "ES256", "kid": self.key_id });
@@ -275,6 +297,12 @@ impl TokenSigner {
                 );
             }
         }
+        let bound = |o: Option<ObjectClaim>| {
+            o.map(|o| BoundRef {
+                name: o.name,
+                uid: o.uid,
+            })
+        };
         Ok(VerifiedToken {
             user: UserInfo {
                 name: user_name,
@@ -290,6 +318,9 @@ impl TokenSigner {
             namespace: k8s.namespace,
             service_account: k8s.serviceaccount.name,
             service_account_uid: k8s.serviceaccount.uid,
+            pod: bound(k8s.pod),
+            secret: bound(k8s.secret),
+            node: bound(k8s.node),
         })
     }
 }
@@ -334,9 +365,11 @@ mod tests {
             name: "web-0",
             uid: "pod-uid",
         };
-        let token = signer
-            .issue(sa(), Some(pod), None, &api(), 3600, NOW)
-            .unwrap();
+        let binding = TokenBinding {
+            pod: Some(pod),
+            ..TokenBinding::default()
+        };
+        let token = signer.issue(sa(), binding, &api(), 3600, NOW).unwrap();
         let verified = signer.verify(&token, &api(), NOW + 10).unwrap();
         assert_eq!(verified.user.name, "system:serviceaccount:team:builder");
         assert_eq!(verified.user.uid, "uid-1");
@@ -357,12 +390,22 @@ mod tests {
                 .starts_with("JTI=")
         );
         assert_eq!(verified.audiences, api());
+        assert_eq!(
+            verified.pod,
+            Some(BoundRef {
+                name: "web-0".into(),
+                uid: "pod-uid".into()
+            })
+        );
+        assert_eq!((verified.secret, verified.node), (None, None));
     }
 
     #[test]
     fn expired_token_is_rejected() {
         let signer = signer();
-        let token = signer.issue(sa(), None, None, &api(), 600, NOW).unwrap();
+        let token = signer
+            .issue(sa(), TokenBinding::default(), &api(), 600, NOW)
+            .unwrap();
         assert!(matches!(
             signer.verify(&token, &api(), NOW + 600),
             Err(AuthError::ExpiredToken)
@@ -372,7 +415,9 @@ mod tests {
     #[test]
     fn tampered_token_is_rejected() {
         let signer = signer();
-        let token = signer.issue(sa(), None, None, &api(), 600, NOW).unwrap();
+        let token = signer
+            .issue(sa(), TokenBinding::default(), &api(), 600, NOW)
+            .unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let mut claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
@@ -390,7 +435,7 @@ mod tests {
         ));
         // A token from another key with the same issuer is no better.
         let other = super::tests::signer()
-            .issue(sa(), None, None, &api(), 600, NOW)
+            .issue(sa(), TokenBinding::default(), &api(), 600, NOW)
             .unwrap();
         assert!(signer.verify(&other, &api(), NOW).is_err());
         assert!(signer.verify("a.b", &api(), NOW).is_err());
@@ -400,7 +445,13 @@ mod tests {
     fn audience_must_match() {
         let signer = signer();
         let token = signer
-            .issue(sa(), None, None, &["vault".to_string()], 600, NOW)
+            .issue(
+                sa(),
+                TokenBinding::default(),
+                &["vault".to_string()],
+                600,
+                NOW,
+            )
             .unwrap();
         assert!(signer.verify(&token, &api(), NOW).is_err());
         let verified = signer.verify(&token, &["vault".to_string()], NOW).unwrap();

@@ -2,6 +2,7 @@
 //! routing by the resource table, per-kind behaviour in [`strategy`].
 
 pub mod custom;
+pub mod node_restriction;
 pub mod options;
 pub mod patch;
 pub mod read;

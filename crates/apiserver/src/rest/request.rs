@@ -98,9 +98,59 @@ pub fn parse(method: &Method, path: &str, query_watch: bool) -> RequestInfo {
     info
 }
 
+/// The one name a list or watch asks for through its field selector
+/// (`metadata.name=NAME`, alone or with other terms), as Kubernetes'
+/// RequestInfo takes it: authorization then sees the request as about that
+/// object, so a kubelet's watch of one Secret is judged like a get of it. The
+/// list itself filters by the same selector, so it returns nothing else.
+pub fn selected_name(info: &RequestInfo, field_selector: Option<&str>) -> Option<String> {
+    if !info.is_resource_request
+        || !info.name.is_empty()
+        || !matches!(info.verb.as_str(), "list" | "watch")
+    {
+        return None;
+    }
+    let selector = apimachinery::selectors::FieldSelector::parse(field_selector?).ok()?;
+    let name = selector.requires_exact_match("metadata.name")?;
+    // Kubernetes takes only what could be a name in a URL path.
+    let valid = !matches!(name, "" | "." | "..") && !name.contains(['/', '%']);
+    valid.then(|| name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_selector_names_the_object_of_a_list_or_watch() {
+        let list = p(Method::GET, "/api/v1/namespaces/ns/secrets");
+        let watch = parse(&Method::GET, "/api/v1/namespaces/ns/secrets", true);
+        for info in [&list, &watch] {
+            for (selector, want) in [
+                ("metadata.name=db", Some("db")),
+                ("metadata.name==db", Some("db")),
+                ("type=Opaque,metadata.name=db", Some("db")),
+                ("metadata.name!=db", None),
+                ("type=Opaque", None),
+                ("metadata.name=a/b", None),
+                ("metadata.name=..", None),
+                ("metadata.name", None),
+            ] {
+                assert_eq!(
+                    selected_name(info, Some(selector)).as_deref(),
+                    want,
+                    "{} {selector}",
+                    info.verb
+                );
+            }
+            assert_eq!(selected_name(info, None), None);
+        }
+        // A get already names its object; other verbs are not about one object.
+        let get = p(Method::GET, "/api/v1/namespaces/ns/secrets/db");
+        assert_eq!(selected_name(&get, Some("metadata.name=other")), None);
+        let collection = p(Method::DELETE, "/api/v1/namespaces/ns/secrets");
+        assert_eq!(selected_name(&collection, Some("metadata.name=db")), None);
+    }
 
     fn p(m: Method, path: &str) -> RequestInfo {
         parse(&m, path, false)

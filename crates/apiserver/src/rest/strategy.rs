@@ -232,6 +232,14 @@ pub async fn prepare(
     obj: &mut Value,
     old: Option<&Value>,
 ) -> ApiResult<()> {
+    super::node_restriction::admit(
+        call.user,
+        call.resource,
+        &call.info.subresource,
+        op,
+        obj,
+        old,
+    )?;
     let r = call.resource;
     let av = r.api_version();
     if let Some(old) = old {

@@ -1,5 +1,6 @@
-//! Authorization: `system:masters`, then the node rule, then RBAC evaluated as
-//! Kubernetes does, over Roles and bindings read from the API server's cache.
+//! Authorization: `system:masters`, then the node authorizer, then RBAC
+//! evaluated as Kubernetes does, over Roles and bindings read from the API
+//! server's cache.
 
 mod index;
 #[cfg(test)]
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
+use super::graph::{NoPods, NodeGraph};
 use super::node::{NodeDecision, node_rule};
 use super::{UserInfo, groups};
 use index::{
@@ -59,10 +61,12 @@ pub enum Decision {
     },
 }
 
-/// Decides requests with RBAC and the node rule.
+/// Decides requests with RBAC and the node authorizer.
 pub struct Authorizer {
     source: Arc<dyn RbacSource>,
     cache: Mutex<Cache>,
+    /// Where pods run and what they reference, for the node authorizer.
+    graph: Arc<dyn NodeGraph>,
 }
 
 /// Parsed objects per storage resource with the revision they were parsed at.
@@ -88,31 +92,27 @@ struct Snapshot {
 }
 
 impl Authorizer {
+    /// An authorizer that knows no pods: nodes get nothing that depends on
+    /// their pods until [`Self::with_node_graph`] says where pods run.
     pub fn new(source: Arc<dyn RbacSource>) -> Self {
         Authorizer {
             source,
             cache: Mutex::new(Cache::default()),
+            graph: Arc::new(NoPods),
         }
     }
 
-    /// Decides without knowing where pods run: a node's pod status writes are
-    /// denied. Use [`Self::authorize_with`] on paths a node can reach.
-    pub fn authorize(&self, attrs: &Attributes<'_>) -> Decision {
-        self.authorize_with(attrs, &|_, _| None)
+    /// Answers the node authorizer's questions about pods from `graph`.
+    pub fn with_node_graph(mut self, graph: Arc<dyn NodeGraph>) -> Self {
+        self.graph = graph;
+        self
     }
 
-    /// Decides, looking pods up through `pod_node(namespace, name)`, which
-    /// returns the pod's `spec.nodeName` when it has one; the node rule needs it
-    /// for pod status, deletion and eviction.
-    pub fn authorize_with(
-        &self,
-        attrs: &Attributes<'_>,
-        pod_node: &dyn Fn(&str, &str) -> Option<String>,
-    ) -> Decision {
+    pub fn authorize(&self, attrs: &Attributes<'_>) -> Decision {
         if attrs.user.in_group(groups::MASTERS) {
             return Decision::Allow;
         }
-        match node_rule(attrs, pod_node) {
+        match node_rule(attrs, self.graph.as_ref()) {
             NodeDecision::Allow => return Decision::Allow,
             NodeDecision::Deny(why) => {
                 return Decision::Deny {

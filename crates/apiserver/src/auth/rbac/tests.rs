@@ -80,15 +80,10 @@ pub(crate) fn user(name: &str, groups: &[&str]) -> UserInfo {
 
 /// `verb group/resource[/subresource] namespace/name` or `verb url:/path`.
 pub(crate) fn allowed(authorizer: &Authorizer, user: &UserInfo, request: &str) -> bool {
-    decide(authorizer, user, request, &|_, _| None) == Decision::Allow
+    decide(authorizer, user, request) == Decision::Allow
 }
 
-pub(crate) fn decide(
-    authorizer: &Authorizer,
-    user: &UserInfo,
-    request: &str,
-    pod_node: &dyn Fn(&str, &str) -> Option<String>,
-) -> Decision {
+pub(crate) fn decide(authorizer: &Authorizer, user: &UserInfo, request: &str) -> Decision {
     let (verb, target) = request.split_once(' ').unwrap();
     if let Some(path) = target.strip_prefix("url:") {
         let attrs = Attributes {
@@ -102,7 +97,7 @@ pub(crate) fn decide(
             path,
             is_resource_request: false,
         };
-        return authorizer.authorize_with(&attrs, pod_node);
+        return authorizer.authorize(&attrs);
     }
     let (what, place) = target.split_once(' ').unwrap_or((target, ""));
     let mut parts = what.split('/');
@@ -121,7 +116,7 @@ pub(crate) fn decide(
         path: "",
         is_resource_request: true,
     };
-    authorizer.authorize_with(&attrs, pod_node)
+    authorizer.authorize(&attrs)
 }
 
 fn rule(verbs: &[&str], groups: &[&str], resources: &[&str]) -> Value {
@@ -349,7 +344,7 @@ fn rbac_table() {
 fn denial_messages_read_like_kubernetes() {
     let (_, authorizer) = authorizer_with(&fixture());
     let alice = user("alice", &[]);
-    let reason = |request: &str| match decide(&authorizer, &alice, request, &|_, _| None) {
+    let reason = |request: &str| match decide(&authorizer, &alice, request) {
         Decision::Deny { reason } => reason,
         Decision::Allow => panic!("{request} was allowed"),
     };
