@@ -504,23 +504,27 @@ pub async fn service_account_token(api: &Api, call: &Call<'_>) -> ApiResult<Resp
         spec.audiences
     };
     let sa_uid = uid_of(&sa);
-    let token = api
-        .authn
-        .issue_bound_service_account_token(
-            crate::auth::ServiceAccountRef {
-                namespace: ns,
-                name: account,
-                uid: &sa_uid,
-            },
-            crate::auth::TokenBinding {
-                pod: bound_object(&binding.pod),
-                secret: bound_object(&binding.secret),
-                node: bound_object(&binding.node),
-            },
-            &audiences,
-            seconds,
-        )
-        .map_err(|e| ApiError::Internal(format!("failed to generate token: {e}")))?;
+    // A dry run checks everything and issues no credential.
+    let token = if call.dry_run() {
+        String::new()
+    } else {
+        api.authn
+            .issue_bound_service_account_token(
+                crate::auth::ServiceAccountRef {
+                    namespace: ns,
+                    name: account,
+                    uid: &sa_uid,
+                },
+                crate::auth::TokenBinding {
+                    pod: bound_object(&binding.pod),
+                    secret: bound_object(&binding.secret),
+                    node: bound_object(&binding.node),
+                },
+                &audiences,
+                seconds,
+            )
+            .map_err(|e| ApiError::Internal(format!("failed to generate token: {e}")))?
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -217,7 +217,12 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
                 "token" => {
                     let tr = json!({"apiVersion": "authentication.k8s.io/v1",
                         "kind": "TokenRequest", "spec": {"audiences": ["a"]}});
-                    expect_dry(&h, &what, h.post(&path, tr).await, &created, rev).await;
+                    let resp = h.post(&path, tr).await;
+                    assert_eq!(
+                        resp.1["status"]["token"], "",
+                        "{what}: a dry run issued a token"
+                    );
+                    expect_dry(&h, &what, resp, &created, rev).await;
                 }
                 // Streaming and proxy subresources write nothing.
                 "log" | "exec" | "attach" | "portforward" | "proxy" => {}
