@@ -224,28 +224,28 @@ impl Api {
             .into_response();
         }
         let result = match (info.verb.as_str(), info.subresource.as_str()) {
-            ("create", "") if resource.is_virtual() => reviews::create(self, &call).await,
+            ("create", "") if resource.is_virtual() => reviews::create(self, call).await,
             ("create", "token") if resource.plural == "serviceaccounts" => {
-                reviews::service_account_token(self, &call).await
+                reviews::service_account_token(self, call).await
             }
-            ("get", "") => read::get(self, &call).await,
-            ("get", "status") => read::get(self, &call).await,
-            ("get", "scale") => write::get_scale(self, &call).await,
-            ("list", _) => read::list(self, &call).await,
+            ("get", "") => read::get(self, call).await,
+            ("get", "status") => read::get(self, call).await,
+            ("get", "scale") => write::get_scale(self, call).await,
+            ("list", _) => read::list(self, call).await,
             ("watch", _) => {
-                return watch::watch(self, &call)
+                return watch::watch(self, call)
                     .await
                     .unwrap_or_else(IntoResponse::into_response);
             }
-            ("create", "") => write::create(self, &call).await,
-            ("create", "binding") => write::bind(self, &call).await,
-            ("create", "eviction") => write::evict(self, &call).await,
+            ("create", "") => write::create(self, call).await,
+            ("create", "binding") => write::bind(self, call).await,
+            ("create", "eviction") => write::evict(self, call).await,
             ("update" | "patch", "" | "status" | "finalize" | "ephemeralcontainers") => {
-                write::update_or_patch(self, &call).await
+                write::update_or_patch(self, call).await
             }
-            ("update" | "patch", "scale") => write::update_scale(self, &call).await,
-            ("delete", "") => write::delete(self, &call).await,
-            ("deletecollection", "") => write::delete_collection(self, &call).await,
+            ("update" | "patch", "scale") => write::update_scale(self, call).await,
+            ("delete", "") => write::delete(self, call).await,
+            ("deletecollection", "") => write::delete_collection(self, call).await,
             (verb, sub) => Err(ApiError::MethodNotAllowed(if sub.is_empty() {
                 format!("the server does not allow this method on the requested resource ({verb})")
             } else {

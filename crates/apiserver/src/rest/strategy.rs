@@ -225,7 +225,7 @@ pub async fn check_namespace_usable(api: &Api, call: &Call<'_>) -> ApiResult<()>
 
 /// Defaulting, server-owned fields, validation and allocation, for a create or an
 /// update (`old` is the stored object).
-pub async fn prepare(
+pub fn prepare(
     api: &Api,
     call: &Call<'_>,
     op: Op,
@@ -317,7 +317,14 @@ pub async fn prepare(
             .collect();
         return Err(ApiError::invalid(&r.group, &r.kind, &name, causes));
     }
-    if op == Op::Create && r.plural == "services" && r.group.is_empty() && !call.dry_run() {
+    Ok(())
+}
+
+/// What a new object holds besides its own key (a Service's cluster IP and node
+/// ports), claimed once it has passed every check; a dry run holds nothing.
+pub async fn allocate(api: &Api, call: &Call<'_>, obj: &mut Value) -> ApiResult<()> {
+    let r = call.resource;
+    if r.plural == "services" && r.group.is_empty() && !call.dry_run() {
         crate::alloc::allocate_service(api, obj).await?;
     }
     Ok(())

@@ -105,9 +105,9 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
         let kind = format!("{}/{}", r.group, r.plural);
 
         // create
-        let rev = revision(&h).await;
+        let rev = revision(h).await;
         let resp = h.post(&format!("{coll}?dryRun=All"), obj.clone()).await;
-        expect_dry(&h, &format!("create {kind}"), resp, &created, rev).await;
+        expect_dry(h, &format!("create {kind}"), resp, &created, rev).await;
         assert_eq!(h.get(&item).await.0, StatusCode::NOT_FOUND, "{kind}");
         let (code, st) = h.post(&coll, obj.clone()).await;
         assert_eq!(code, StatusCode::CREATED, "create {kind}: {st}");
@@ -118,11 +118,11 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
         let (_, stored) = h.get(&item).await;
 
         // update and the four patch types
-        let rev = revision(&h).await;
+        let rev = revision(h).await;
         let mut changed = stored.clone();
         changed["metadata"]["labels"]["dry"] = json!("run");
         let resp = h.put(&format!("{item}?dryRun=All"), changed).await;
-        expect_dry(&h, &format!("update {kind}"), resp, &ok, rev).await;
+        expect_dry(h, &format!("update {kind}"), resp, &ok, rev).await;
         let label = json!({"metadata": {"labels": {"dry": "run"}}});
         for (ct, patch) in [
             ("application/merge-patch+json", label.clone()),
@@ -138,7 +138,7 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
             ),
         ] {
             let resp = send(
-                &h,
+                h,
                 Method::PATCH,
                 &format!("{item}?dryRun=All&fieldManager=dry&force=true"),
                 patch,
@@ -152,7 +152,7 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
             } else {
                 &ok
             };
-            expect_dry(&h, &format!("patch {kind} ({ct})"), resp, want, rev).await;
+            expect_dry(h, &format!("patch {kind} ({ct})"), resp, want, rev).await;
         }
         assert_eq!(h.get(&item).await.1, stored, "{kind} changed by a dry run");
 
@@ -164,55 +164,55 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
                 "status" => {
                     let mut s = stored.clone();
                     s["status"] = json!({});
-                    expect_dry(&h, &what, h.put(&path, s).await, &ok, rev).await;
+                    expect_dry(h, &what, h.put(&path, s).await, &ok, rev).await;
                     let resp = send(
-                        &h,
+                        h,
                         Method::PATCH,
                         &path,
                         json!({"status": {}}),
                         "application/merge-patch+json",
                     )
                     .await;
-                    expect_dry(&h, &what, resp, &ok, rev).await;
+                    expect_dry(h, &what, resp, &ok, rev).await;
                 }
                 "scale" => {
                     let (code, mut scale) = h.get(&format!("{item}/scale")).await;
                     assert_eq!(code, StatusCode::OK, "{what}: {scale}");
                     scale["spec"]["replicas"] = json!(7);
-                    expect_dry(&h, &what, h.put(&path, scale).await, &ok, rev).await;
+                    expect_dry(h, &what, h.put(&path, scale).await, &ok, rev).await;
                     let resp = send(
-                        &h,
+                        h,
                         Method::PATCH,
                         &path,
                         json!({"spec": {"replicas": 9}}),
                         "application/merge-patch+json",
                     )
                     .await;
-                    expect_dry(&h, &what, resp, &ok, rev).await;
+                    expect_dry(h, &what, resp, &ok, rev).await;
                 }
                 "binding" => {
                     let b = json!({"apiVersion": "v1", "kind": "Binding",
                         "metadata": {"name": name}, "target": {"kind": "Node", "name": "n1"}});
-                    expect_dry(&h, &what, h.post(&path, b).await, &created, rev).await;
+                    expect_dry(h, &what, h.post(&path, b).await, &created, rev).await;
                 }
                 "eviction" => {
                     let e = json!({"apiVersion": "policy/v1", "kind": "Eviction",
                         "metadata": {"name": name}, "deleteOptions": {"dryRun": ["All"]}});
                     let resp = h.post(&format!("{item}/{sub}"), e.clone()).await;
-                    expect_dry(&h, &what, resp, &created, rev).await;
-                    expect_dry(&h, &what, h.post(&path, e).await, &created, rev).await;
+                    expect_dry(h, &what, resp, &created, rev).await;
+                    expect_dry(h, &what, h.post(&path, e).await, &created, rev).await;
                 }
                 "ephemeralcontainers" => {
                     let mut p = stored.clone();
                     p["spec"]["ephemeralContainers"] = json!([{
                         "name": "debug", "image": "busybox", "terminationMessagePolicy": "File",
                     }]);
-                    expect_dry(&h, &what, h.put(&path, p).await, &ok, rev).await;
+                    expect_dry(h, &what, h.put(&path, p).await, &ok, rev).await;
                 }
                 "finalize" => {
                     let mut ns = stored.clone();
                     ns["spec"]["finalizers"] = json!([]);
-                    expect_dry(&h, &what, h.put(&path, ns).await, &ok, rev).await;
+                    expect_dry(h, &what, h.put(&path, ns).await, &ok, rev).await;
                 }
                 "token" => {
                     let tr = json!({"apiVersion": "authentication.k8s.io/v1",
@@ -222,7 +222,7 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
                         resp.1["status"]["token"], "",
                         "{what}: a dry run issued a token"
                     );
-                    expect_dry(&h, &what, resp, &created, rev).await;
+                    expect_dry(h, &what, resp, &created, rev).await;
                 }
                 // Streaming and proxy subresources write nothing.
                 "log" | "exec" | "attach" | "portforward" | "proxy" => {}
@@ -233,10 +233,10 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
 
         // delete (query and body), deletecollection
         let resp = h.delete(&format!("{item}?dryRun=All")).await;
-        expect_dry(&h, &format!("delete {kind}"), resp, &ok, rev).await;
+        expect_dry(h, &format!("delete {kind}"), resp, &ok, rev).await;
         let body = json!({"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]});
-        let resp = send(&h, Method::DELETE, &item, body.clone(), "application/json").await;
-        expect_dry(&h, &format!("delete {kind} (body)"), resp, &ok, rev).await;
+        let resp = send(h, Method::DELETE, &item, body.clone(), "application/json").await;
+        expect_dry(h, &format!("delete {kind} (body)"), resp, &ok, rev).await;
         let collection_ok = if r.verbs.contains(&"deletecollection") {
             &ok
         } else {
@@ -251,16 +251,16 @@ async fn sweep(h: &Harness, r: &Resource, obj: Value) {
             )
             .await;
         expect_dry(
-            &h,
+            h,
             &format!("deletecollection {kind}"),
             resp,
             collection_ok,
             rev,
         )
         .await;
-        let resp = send(&h, Method::DELETE, &coll, body, "application/json").await;
+        let resp = send(h, Method::DELETE, &coll, body, "application/json").await;
         expect_dry(
-            &h,
+            h,
             &format!("deletecollection {kind} (body)"),
             resp,
             collection_ok,
