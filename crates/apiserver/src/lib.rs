@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;
+pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod kubeconfig;

@@ -3,7 +3,6 @@
 //! join token), as Kubernetes' union authenticator does.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::CertificateDer;
 
@@ -138,8 +137,13 @@ impl Authenticator {
         } else {
             audiences
         };
-        self.signer
-            .issue(sa, binding, audiences, expiration_seconds, unix_now())
+        self.signer.issue(
+            sa,
+            binding,
+            audiences,
+            expiration_seconds,
+            crate::clock::unix_now(),
+        )
     }
 
     fn authenticate_token(
@@ -160,7 +164,9 @@ impl Authenticator {
             };
             return Ok((user, audiences.to_vec()));
         }
-        let verified: VerifiedToken = self.signer.verify(token, audiences, unix_now())?;
+        let verified: VerifiedToken =
+            self.signer
+                .verify(token, audiences, crate::clock::unix_now())?;
         if let Some(check) = &self.service_account_check {
             check(&verified).map_err(AuthError::InvalidToken)?;
         }
@@ -224,13 +230,6 @@ fn digest(text: &str) -> [u8; 32] {
 /// join token from being guessed one byte at a time through response timing.
 fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -58,6 +58,8 @@ pub struct Call<'a> {
     pub custom: Option<&'a crate::registry::Custom>,
     pub user: &'a crate::auth::UserInfo,
     pub resource: &'a Resource,
+    /// The resource's per-kind behaviour, looked up once per request.
+    pub strategy: &'static dyn strategy::Strategy,
     pub query: &'a Query,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
@@ -192,6 +194,7 @@ impl Api {
             custom,
             user,
             resource,
+            strategy: strategy::for_resource(resource, custom.is_some()),
             query,
             headers,
             body,

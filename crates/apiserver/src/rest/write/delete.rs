@@ -96,13 +96,13 @@ pub(super) async fn delete_one(
     name: &str,
     opts: &DeleteOptions,
 ) -> ApiResult<Response> {
-    strategy::check_delete(call.resource, name)?;
+    strategy::check_delete(call, name)?;
     let target = Target::of(call, name);
     let outcome = guaranteed_update(api, &target, opts.dry_run, |cur, rev| {
         check_preconditions(call, name, opts, &cur, rev)?;
         let mut new = cur.clone();
         let pending = strategy::begin_delete(
-            call.resource,
+            call.strategy,
             &mut new,
             opts.grace,
             opts.propagation.as_deref(),
@@ -120,7 +120,7 @@ pub(super) async fn delete_one(
     if !opts.dry_run {
         strategy::after_delete(api, call, &last).await;
     }
-    if strategy::returns_deleted_object(call.resource) {
+    if call.strategy.returns_deleted_object() {
         return Ok(respond(StatusCode::OK, &target.key, last, rev));
     }
     let uid = last

@@ -99,7 +99,7 @@ fn change(
     if same_but_rv(&cur, &new) {
         return Ok(Change::Unchanged(cur));
     }
-    if strategy::finalized(&new) {
+    if strategy::finalized(call.strategy, &new) {
         // The last finalizer of an object being deleted is gone: delete it now.
         return Ok(Change::Delete(new));
     }
