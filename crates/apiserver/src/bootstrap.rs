@@ -4,9 +4,9 @@
 use serde_json::{Value, json};
 use store::StoreError;
 
+use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::rest::Api;
-use crate::rest::strategy::now_rfc3339;
 
 /// Creates whatever is missing; existing objects are left as users changed them.
 pub async fn ensure(api: &Api) -> ApiResult<()> {

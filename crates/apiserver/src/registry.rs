@@ -165,7 +165,7 @@ async fn establish(api: &crate::rest::Api, crd: &Value) {
     let Ok(mut stored) = serde_json::from_slice::<Value>(&kv.value) else {
         return;
     };
-    let now = crate::rest::strategy::now_rfc3339();
+    let now = crate::clock::now_rfc3339();
     let storage: Vec<Value> = stored
         .pointer("/spec/versions")
         .and_then(Value::as_array)

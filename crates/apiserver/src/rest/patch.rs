@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::strategy::now_rfc3339;
 use super::{Call, decode_body};
+use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 
 /// Applies a PATCH body to the current object by its content type.

@@ -539,12 +539,12 @@ pub async fn service_account_token(api: &Api, call: &Call<'_>) -> ApiResult<Resp
         "metadata": {
             "name": account,
             "namespace": ns,
-            "creationTimestamp": super::strategy::format_rfc3339(now),
+            "creationTimestamp": crate::clock::format_rfc3339(now),
         },
         "spec": out_spec,
         "status": {
             "token": token,
-            "expirationTimestamp": super::strategy::format_rfc3339(now.saturating_add(seconds)),
+            "expirationTimestamp": crate::clock::format_rfc3339(now.saturating_add(seconds)),
         },
     });
     json_value(StatusCode::CREATED, &out)

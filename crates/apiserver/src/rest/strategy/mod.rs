@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 use super::{Api, Call};
 use crate::error::{ApiError, ApiResult, Cause};
 
-pub use crate::clock::{format_rfc3339, now_rfc3339};
+use crate::clock::format_rfc3339;
 pub use fields::{decode_check, drop_unknown};
 pub use meta::{bump_generation, check_type, prepare_meta_for_create};
 pub use subresources::merge_subresource;

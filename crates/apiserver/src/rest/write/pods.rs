@@ -33,7 +33,7 @@ pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     }
     let name = call.info.name.as_str();
     let target = Target::of(call, name);
-    let now = strategy::now_rfc3339();
+    let now = crate::clock::now_rfc3339();
     let outcome = guaranteed_update(api, &target, call.dry_run(), |mut pod, _| {
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::conflict(
@@ -164,7 +164,7 @@ async fn take_disruption(
             *disrupted = json!({});
         }
         if let Some(d) = disrupted.as_object_mut() {
-            d.insert(pod.to_string(), json!(strategy::now_rfc3339()));
+            d.insert(pod.to_string(), json!(crate::clock::now_rfc3339()));
         }
         Ok(Change::Put(pdb))
     })
