@@ -9,11 +9,46 @@ use serde_json::{Value, json};
 use store::StoreError;
 
 use crate::error::{ApiError, ApiResult, Cause};
-use crate::rest::Api;
+use std::sync::Arc;
+
+use crate::cache::Cache;
 
 const IP_PREFIX: &str = "/registry/ranges/serviceips/";
 const PORT_PREFIX: &str = "/registry/ranges/nodeports/";
 pub const NODE_PORT_RANGE: (u16, u16) = (30000, 32767);
+
+/// Hands out Service cluster IPs and node ports, each claimed as its own store
+/// key so concurrent creates never share one.
+pub struct Allocator {
+    store: Arc<dyn store::Store>,
+    cache: Arc<Cache>,
+    service_cidr: Cidr,
+}
+
+impl Allocator {
+    pub fn new(store: Arc<dyn store::Store>, cache: Arc<Cache>, service_cidr: Cidr) -> Self {
+        Allocator {
+            store,
+            cache,
+            service_cidr,
+        }
+    }
+
+    /// Gives a Service its cluster IP(s) and node ports, keeping those it asks for.
+    pub async fn allocate_service(&self, svc: &mut Value) -> ApiResult<()> {
+        allocate_service(self, svc).await
+    }
+
+    /// Releases what a deleted Service held.
+    pub async fn release_service(&self, svc: &Value) {
+        release_service(self, svc).await
+    }
+
+    /// Claims the first address of the range (the `kubernetes` Service's).
+    pub async fn claim_first_ip(&self) -> ApiResult<Ipv4Addr> {
+        claim_first_ip(self).await
+    }
+}
 
 /// An IPv4 CIDR such as 10.43.0.0/16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,9 +103,9 @@ fn invalid(name: &str, field: &str, msg: String) -> ApiError {
     )
 }
 
-async fn claim(api: &Api, key: String, owner: &str) -> Result<bool, StoreError> {
+async fn claim(a: &Allocator, key: String, owner: &str) -> Result<bool, StoreError> {
     let value = serde_json::to_vec(&json!({"owner": owner})).unwrap_or_default();
-    match api.store.create(&key, value.into()).await {
+    match a.store.create(&key, value.into()).await {
         Ok(_) => Ok(true),
         Err(StoreError::AlreadyExists(_)) => Ok(false),
         Err(e) => Err(e),
@@ -78,7 +113,7 @@ async fn claim(api: &Api, key: String, owner: &str) -> Result<bool, StoreError> 
 }
 
 /// Assigns spec.clusterIP(s) and node ports to a new Service, claiming each.
-pub async fn allocate_service(api: &Api, svc: &mut Value) -> ApiResult<()> {
+async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
     let name = svc
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -103,22 +138,22 @@ pub async fn allocate_service(api: &Api, svc: &mut Value) -> ApiResult<()> {
             .to_string();
         if wanted != "None" {
             let ip = if wanted.is_empty() {
-                allocate_ip(api, &owner).await?
+                allocate_ip(a, &owner).await?
             } else {
                 let ip: Ipv4Addr = wanted
                     .parse()
                     .map_err(|_| invalid(&name, "spec.clusterIP", format!("spec.clusterIP: Invalid value: \"{wanted}\": must be a valid IP address")))?;
-                if !api.config.service_cidr.contains(ip) {
+                if !a.service_cidr.contains(ip) {
                     return Err(invalid(
                         &name,
                         "spec.clusterIP",
                         format!(
                             "spec.clusterIP: Invalid value: \"{wanted}\": provided IP is not in the valid range. The range of valid IPs is {}/{}",
-                            api.config.service_cidr.base, api.config.service_cidr.prefix
+                            a.service_cidr.base, a.service_cidr.prefix
                         ),
                     ));
                 }
-                if !claim(api, format!("{IP_PREFIX}{ip}"), &owner).await? {
+                if !claim(a, format!("{IP_PREFIX}{ip}"), &owner).await? {
                     return Err(invalid(
                         &name,
                         "spec.clusterIP",
@@ -144,7 +179,7 @@ pub async fn allocate_service(api: &Api, svc: &mut Value) -> ApiResult<()> {
                 .and_then(Value::as_u64)
                 .unwrap_or(0);
             let port = if wanted == 0 {
-                allocate_port(api, &owner).await?
+                allocate_port(a, &owner).await?
             } else {
                 let field = format!("spec.ports[{i}].nodePort");
                 if wanted < NODE_PORT_RANGE.0 as u64 || wanted > NODE_PORT_RANGE.1 as u64 {
@@ -157,7 +192,7 @@ pub async fn allocate_service(api: &Api, svc: &mut Value) -> ApiResult<()> {
                         ),
                     ));
                 }
-                if !claim(api, format!("{PORT_PREFIX}{wanted}"), &owner).await? {
+                if !claim(a, format!("{PORT_PREFIX}{wanted}"), &owner).await? {
                     return Err(invalid(
                         &name,
                         &field,
@@ -176,8 +211,8 @@ pub async fn allocate_service(api: &Api, svc: &mut Value) -> ApiResult<()> {
 
 /// Scans from a random offset so concurrent creates rarely collide, skipping
 /// values the cache already shows as claimed; the store's create settles races.
-async fn allocate_ip(api: &Api, owner: &str) -> ApiResult<Ipv4Addr> {
-    let cidr = api.config.service_cidr;
+async fn allocate_ip(a: &Allocator, owner: &str) -> ApiResult<Ipv4Addr> {
+    let cidr = a.service_cidr;
     // The network address, the first address (the `kubernetes` service) and the
     // broadcast address are never handed out at random.
     let usable = cidr.size().saturating_sub(3).max(1);
@@ -185,10 +220,10 @@ async fn allocate_ip(api: &Api, owner: &str) -> ApiResult<Ipv4Addr> {
     for i in 0..usable {
         let ip = cidr.nth(2 + (start + i) % usable);
         let key = format!("{IP_PREFIX}{ip}");
-        if api.cache.get(&key).is_some() {
+        if a.cache.get(&key).is_some() {
             continue;
         }
-        if claim(api, key, owner).await? {
+        if claim(a, key, owner).await? {
             return Ok(ip);
         }
     }
@@ -198,17 +233,17 @@ async fn allocate_ip(api: &Api, owner: &str) -> ApiResult<Ipv4Addr> {
     )))
 }
 
-async fn allocate_port(api: &Api, owner: &str) -> ApiResult<u16> {
+async fn allocate_port(a: &Allocator, owner: &str) -> ApiResult<u16> {
     let (lo, hi) = NODE_PORT_RANGE;
     let span = (hi - lo + 1) as u32;
     let start = uuid::Uuid::new_v4().as_u128() as u32 % span;
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
         let key = format!("{PORT_PREFIX}{port}");
-        if api.cache.get(&key).is_some() {
+        if a.cache.get(&key).is_some() {
             continue;
         }
-        if claim(api, key, owner).await? {
+        if claim(a, key, owner).await? {
             return Ok(port);
         }
     }
@@ -218,14 +253,14 @@ async fn allocate_port(api: &Api, owner: &str) -> ApiResult<u16> {
 }
 
 /// Claims the first address of the range for the `kubernetes` service.
-pub async fn claim_first_ip(api: &Api) -> ApiResult<Ipv4Addr> {
-    let ip = api.config.service_cidr.nth(1);
-    claim(api, format!("{IP_PREFIX}{ip}"), "default/kubernetes").await?;
+async fn claim_first_ip(a: &Allocator) -> ApiResult<Ipv4Addr> {
+    let ip = a.service_cidr.nth(1);
+    claim(a, format!("{IP_PREFIX}{ip}"), "default/kubernetes").await?;
     Ok(ip)
 }
 
 /// Frees a deleted Service's cluster IP and node ports.
-pub async fn release_service(api: &Api, svc: &Value) {
+async fn release_service(a: &Allocator, svc: &Value) {
     let mut keys = Vec::new();
     if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str)
         && ip != "None"
@@ -244,7 +279,7 @@ pub async fn release_service(api: &Api, svc: &Value) {
         }
     }
     for key in keys {
-        if let Err(e) = api.store.delete(&key, None).await
+        if let Err(e) = a.store.delete(&key, None).await
             && !matches!(e, StoreError::NotFound(_))
         {
             tracing::warn!(%key, error = %e, "could not release a service allocation");

@@ -4,12 +4,14 @@
 use serde_json::{Value, json};
 use store::StoreError;
 
+use crate::alloc::Allocator;
+use crate::cache::Cache;
 use crate::clock::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
-use crate::rest::Api;
+use store::Store;
 
 /// Creates whatever is missing; existing objects are left as users changed them.
-pub async fn ensure(api: &Api) -> ApiResult<()> {
+pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiResult<()> {
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         let obj = json!({
             "apiVersion": "v1", "kind": "Namespace",
@@ -17,7 +19,7 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        create_if_absent(api, &format!("/registry/namespaces/{ns}"), obj).await?;
+        create_if_absent(store, cache, &format!("/registry/namespaces/{ns}"), obj).await?;
     }
     for (name, value) in [
         ("system-node-critical", 2_000_001_000),
@@ -28,9 +30,15 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
             "metadata": {"name": name}, "value": value, "preemptionPolicy": "PreemptLowerPriority",
             "description": "Used for system critical pods that must not be moved from their current node.",
         });
-        create_if_absent(api, &format!("/registry/priorityclasses/{name}"), obj).await?;
+        create_if_absent(
+            store,
+            cache,
+            &format!("/registry/priorityclasses/{name}"),
+            obj,
+        )
+        .await?;
     }
-    let ip = crate::alloc::claim_first_ip(api).await?;
+    let ip = alloc.claim_first_ip().await?;
     let svc = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
@@ -43,7 +51,7 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
         },
         "status": {"loadBalancer": {}},
     });
-    create_if_absent(api, "/registry/services/default/kubernetes", svc).await?;
+    create_if_absent(store, cache, "/registry/services/default/kubernetes", svc).await?;
     for obj in crate::auth::bootstrap::bootstrap_objects() {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
         let name = obj
@@ -62,7 +70,7 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
             Some(ns) => format!("/registry/{plural}/{ns}/{name}"),
             None => format!("/registry/{plural}/{name}"),
         };
-        reconcile_rbac(api, &key, obj).await?;
+        reconcile_rbac(store, cache, &key, obj).await?;
     }
     Ok(())
 }
@@ -70,9 +78,9 @@ pub async fn ensure(api: &Api) -> ApiResult<()> {
 /// Default roles and bindings marked `autoupdate` are brought back to this
 /// version's rules on every start, as Kubernetes' RBAC bootstrap does; a user who
 /// sets the annotation to "false" keeps their changes.
-async fn reconcile_rbac(api: &Api, key: &str, obj: Value) -> ApiResult<()> {
-    let Some(kv) = api.store.get(key, None).await? else {
-        return create_if_absent(api, key, obj).await;
+async fn reconcile_rbac(store: &dyn Store, cache: &Cache, key: &str, obj: Value) -> ApiResult<()> {
+    let Some(kv) = store.get(key, None).await? else {
+        return create_if_absent(store, cache, key, obj).await;
     };
     let Ok(mut stored) = serde_json::from_slice::<Value>(&kv.value) else {
         return Ok(());
@@ -96,21 +104,26 @@ async fn reconcile_rbac(api: &Api, key: &str, obj: Value) -> ApiResult<()> {
         }
     }
     let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match api.store.update(key, bytes.into(), kv.mod_revision).await {
+    match store.update(key, bytes.into(), kv.mod_revision).await {
         // Another server reconciled it at the same moment.
         Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn create_if_absent(api: &Api, key: &str, mut obj: Value) -> ApiResult<()> {
-    if api.cache.get(key).is_some() {
+async fn create_if_absent(
+    store: &dyn Store,
+    cache: &Cache,
+    key: &str,
+    mut obj: Value,
+) -> ApiResult<()> {
+    if cache.get(key).is_some() {
         return Ok(());
     }
     obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
     obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
     let bytes = serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
-    match api.store.create(key, bytes.into()).await {
+    match store.create(key, bytes.into()).await {
         Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e.into()),
     }

@@ -5,11 +5,18 @@ use axum::response::{IntoResponse, Response};
 
 use crate::discovery::{self, DiscoveryRoot};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::rest::{Api, json_bytes, json_value};
-use crate::server::Server;
+use serde_json::{Value, json};
 
+/// The Kubernetes version this server reports.
+pub const KUBE_VERSION: &str = "v1.33.0";
+
+/// Serves a non-resource path; `server_url` is this server's own address, as
+/// `/api` reports it.
 pub async fn serve(
-    srv: &Server,
+    metrics: &Metrics,
+    server_url: &str,
     api: &Api,
     method: &Method,
     path: &str,
@@ -28,8 +35,8 @@ pub async fn serve(
     let trimmed = path.trim_end_matches('/');
     let parts: Vec<&str> = trimmed.split('/').filter(|p| !p.is_empty()).collect();
     let result = match parts.as_slice() {
-        ["version"] => return crate::server::version_response(),
-        ["metrics"] => return srv.metrics.render(),
+        ["version"] => return version_response(),
+        ["metrics"] => return metrics.render(),
         ["api"] | ["apis"] => {
             let root = if parts[0] == "api" {
                 DiscoveryRoot::Core
@@ -48,7 +55,7 @@ pub async fn serve(
             }
             match root {
                 DiscoveryRoot::Core => {
-                    json_value(StatusCode::OK, &discovery::api_versions(&srv.server_url))
+                    json_value(StatusCode::OK, &discovery::api_versions(server_url))
                 }
                 DiscoveryRoot::Groups => {
                     json_value(StatusCode::OK, &discovery::api_group_list(resources))
@@ -85,4 +92,23 @@ fn not_found() -> ApiError {
         group: String::new(),
         name: String::new(),
     }
+}
+
+/// `/version` as Kubernetes reports it.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": KUBE_VERSION,
+        "gitCommit": "flotilla",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-28T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("linux/{}", std::env::consts::ARCH),
+    })
+}
+
+pub fn version_response() -> Response {
+    json_value(StatusCode::OK, &version()).unwrap_or_else(IntoResponse::into_response)
 }

@@ -110,35 +110,41 @@ impl Registry {
 }
 
 /// Keeps the registry in step with the CRDs in the cache and marks each served
-/// CRD Established, as the apiextensions controllers do.
-pub async fn follow_crds(api: std::sync::Weak<crate::rest::Api>) {
+/// CRD Established, as the apiextensions controllers do. Ends when the cache or
+/// the registry is dropped.
+pub async fn follow_crds(
+    store: std::sync::Arc<dyn store::Store>,
+    cache: std::sync::Weak<crate::cache::Cache>,
+    registry: std::sync::Weak<Registry>,
+) {
     const PREFIX: &str = "/registry/customresourcedefinitions/";
     loop {
-        let Some(strong) = api.upgrade() else { return };
-        let Ok(start) = strong
-            .cache
-            .watch("customresourcedefinitions", PREFIX, None, None)
-        else {
+        let (Some(c), Some(r)) = (cache.upgrade(), registry.upgrade()) else {
+            return;
+        };
+        let Ok(start) = c.watch("customresourcedefinitions", PREFIX, None, None) else {
             return;
         };
         let mut live = start.live;
-        refresh(&strong).await;
-        drop(strong);
+        refresh(&*store, &c, &r).await;
+        drop((c, r));
         // Closed means the cache reloaded: subscribe again.
         while let Ok(_) | Err(RecvError::Lagged(_)) = live.recv().await {
-            let Some(strong) = api.upgrade() else { return };
-            refresh(&strong).await;
+            let (Some(c), Some(r)) = (cache.upgrade(), registry.upgrade()) else {
+                return;
+            };
+            refresh(&*store, &c, &r).await;
         }
     }
 }
 
-async fn refresh(api: &crate::rest::Api) {
-    let (_, entries) = api.cache.objects("/registry/customresourcedefinitions/");
+async fn refresh(store: &dyn store::Store, cache: &crate::cache::Cache, registry: &Registry) {
+    let (_, entries) = cache.objects("/registry/customresourcedefinitions/");
     let crds: Vec<Value> = entries.iter().filter_map(|e| e.value().ok()).collect();
-    api.registry.rebuild(&crds);
+    registry.rebuild(&crds);
     for crd in &crds {
         if crd.pointer("/metadata/deletionTimestamp").is_none() && !is_established(crd) {
-            establish(api, crd).await;
+            establish(store, crd).await;
         }
     }
 }
@@ -154,12 +160,12 @@ fn is_established(crd: &Value) -> bool {
         })
 }
 
-async fn establish(api: &crate::rest::Api, crd: &Value) {
+async fn establish(store: &dyn store::Store, crd: &Value) {
     let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
         return;
     };
     let key = format!("/registry/customresourcedefinitions/{name}");
-    let Ok(Some(kv)) = api.store.get(&key, None).await else {
+    let Ok(Some(kv)) = store.get(&key, None).await else {
         return;
     };
     let Ok(mut stored) = serde_json::from_slice::<Value>(&kv.value) else {
@@ -178,17 +184,20 @@ async fn establish(api: &crate::rest::Api, crd: &Value) {
         .pointer("/spec/names")
         .cloned()
         .unwrap_or_else(|| json!({}));
-    stored["status"] = json!({
+    let Some(obj) = stored.as_object_mut() else {
+        return;
+    };
+    obj.insert("status".into(), json!({
         "acceptedNames": names,
         "storedVersions": storage,
         "conditions": [
             {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
             {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now},
         ],
-    });
+    }));
     let Ok(bytes) = serde_json::to_vec(&stored) else {
         return;
     };
     // A lost race means someone else changed it; the next change event retries.
-    let _ = api.store.update(&key, bytes.into(), kv.mod_revision).await;
+    let _ = store.update(&key, bytes.into(), kv.mod_revision).await;
 }

@@ -5,7 +5,6 @@ use apimachinery::selectors::{FieldSelector, LabelSelector};
 
 use crate::cache::{Entry, field_names};
 use crate::error::{ApiError, ApiResult};
-use crate::rest::Call;
 
 pub struct Selectors {
     labels: Option<LabelSelector>,
@@ -13,22 +12,27 @@ pub struct Selectors {
 }
 
 impl Selectors {
-    pub fn from_call(call: &Call<'_>) -> ApiResult<Selectors> {
-        let labels = match call.q("labelSelector") {
+    /// Parses a `labelSelector` and a `fieldSelector` of a request on the
+    /// resource stored as `storage_resource`, refusing fields it cannot select on.
+    pub fn parse(
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+        storage_resource: &str,
+    ) -> ApiResult<Selectors> {
+        let labels = match label_selector {
             Some(s) => {
                 Some(LabelSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?)
             }
             None => None,
         };
-        let fields = match call.q("fieldSelector") {
+        let fields = match field_selector {
             Some(s) => {
                 let sel =
                     FieldSelector::parse(s).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-                let storage = call.resource.storage_resource();
                 for req in sel.requirements() {
                     let known = req.field == "metadata.name"
                         || req.field == "metadata.namespace"
-                        || field_names(&storage).contains(&req.field.as_str());
+                        || field_names(storage_resource).contains(&req.field.as_str());
                     if !known {
                         return Err(ApiError::BadRequest(format!(
                             "field label not supported: {}",

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::extract::{Query as AxumQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+
 use store::Store;
 
 use crate::alloc::Cidr;
@@ -19,11 +19,11 @@ use crate::auth::{Attributes, Authenticator, Authorizer, Decision, UserInfo};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::pki::{Pki, ServerSans};
-use crate::rest::{Api, MAX_BODY_BYTES, Query, json_value, request};
+use crate::rest::{Api, MAX_BODY_BYTES, Query, request};
 use crate::tls::PeerCertificate;
 
 /// The version `/version` reports; kubectl compares it with its own.
-pub const KUBE_VERSION: &str = "v1.33.0";
+pub use crate::nonresource::KUBE_VERSION;
 
 /// What `flotilla server` was asked to run.
 #[derive(Clone, Debug)]
@@ -295,8 +295,15 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             .into_response();
         };
         if !info.is_resource_request {
-            return crate::nonresource::serve(&srv, api, &parts.method, &path, &parts.headers)
-                .await;
+            return crate::nonresource::serve(
+                &srv.metrics,
+                &srv.server_url,
+                api,
+                &parts.method,
+                &path,
+                &parts.headers,
+            )
+            .await;
         }
         let declared = parts
             .headers
@@ -491,23 +498,4 @@ fn text(code: StatusCode, body: &str) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
-}
-
-/// `/version` as Kubernetes reports it.
-pub fn version() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "gitVersion": KUBE_VERSION,
-        "gitCommit": "flotilla",
-        "gitTreeState": "clean",
-        "buildDate": "2026-11-28T00:00:00Z",
-        "goVersion": "rust",
-        "compiler": "rustc",
-        "platform": format!("linux/{}", std::env::consts::ARCH),
-    })
-}
-
-pub fn version_response() -> Response {
-    json_value(StatusCode::OK, &version()).unwrap_or_else(IntoResponse::into_response)
 }

@@ -36,7 +36,8 @@ pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub struct Api {
     pub store: Arc<dyn Store>,
     pub cache: Arc<Cache>,
-    pub registry: crate::registry::Registry,
+    pub alloc: crate::alloc::Allocator,
+    pub registry: Arc<crate::registry::Registry>,
     pub config: ApiConfig,
     pub authn: Arc<crate::auth::Authenticator>,
     pub authz: Arc<crate::auth::Authorizer>,
@@ -132,6 +133,15 @@ impl Call<'_> {
         self.accept().contains("as=PartialObjectMetadata")
     }
 
+    /// The label and field selectors of a list, watch or deletecollection.
+    pub fn selectors(&self) -> ApiResult<crate::selectors::Selectors> {
+        crate::selectors::Selectors::parse(
+            self.q("labelSelector"),
+            self.q("fieldSelector"),
+            &self.resource.storage_resource(),
+        )
+    }
+
     /// Kubernetes' `not found` error for this call's resource and `name`.
     pub fn not_found(&self, name: &str) -> ApiError {
         ApiError::not_found(&self.resource.group, &self.resource.plural, name)
@@ -148,16 +158,22 @@ impl Api {
         authz: Arc<crate::auth::Authorizer>,
     ) -> ApiResult<Arc<Api>> {
         let cache = Cache::start(store.clone()).await?;
+        let alloc = crate::alloc::Allocator::new(store.clone(), cache.clone(), config.service_cidr);
+        crate::bootstrap::ensure(&*store, &cache, &alloc).await?;
         let api = Arc::new(Api {
             store,
             cache,
+            alloc,
             registry: Default::default(),
             config,
             authn,
             authz,
         });
-        crate::bootstrap::ensure(&api).await?;
-        tokio::spawn(crate::registry::follow_crds(Arc::downgrade(&api)));
+        tokio::spawn(crate::registry::follow_crds(
+            api.store.clone(),
+            Arc::downgrade(&api.cache),
+            Arc::downgrade(&api.registry),
+        ));
         Ok(api)
     }
 

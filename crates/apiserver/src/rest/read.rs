@@ -70,7 +70,7 @@ pub fn list_prefix(call: &Call<'_>) -> String {
 }
 
 pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
-    let selectors = Selectors::from_call(call)?;
+    let selectors = call.selectors()?;
     let limit: usize = match call.q("limit") {
         Some(l) => l
             .parse()

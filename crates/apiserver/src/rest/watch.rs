@@ -21,7 +21,7 @@ use crate::selectors::Selectors;
 const BOOKMARK_EVERY: Duration = Duration::from_secs(15);
 
 pub async fn watch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
-    let selectors = Selectors::from_call(call)?;
+    let selectors = call.selectors()?;
     let prefix = list_prefix(call);
     let storage = call.resource.storage_resource();
     let send_initial = call.q("sendInitialEvents") == Some("true");

@@ -25,11 +25,11 @@ impl Strategy for Service {
     }
 
     fn allocate<'a>(&'a self, api: &'a Api, obj: &'a mut Value) -> BoxFuture<'a, ApiResult<()>> {
-        Box::pin(crate::alloc::allocate_service(api, obj))
+        Box::pin(api.alloc.allocate_service(obj))
     }
 
     fn after_delete<'a>(&'a self, api: &'a Api, obj: &'a Value) -> BoxFuture<'a, ()> {
-        Box::pin(crate::alloc::release_service(api, obj))
+        Box::pin(api.alloc.release_service(obj))
     }
 
     fn returns_deleted_object(&self) -> bool {

@@ -168,7 +168,7 @@ fn check_preconditions(
 }
 
 pub async fn delete_collection(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
-    let selectors = crate::selectors::Selectors::from_call(call)?;
+    let selectors = call.selectors()?;
     let opts = delete_options(call, None)?;
     api.consistent().await?;
     let prefix = crate::rest::read::list_prefix(call);
