@@ -227,7 +227,7 @@ async fn allocate_ip(a: &Allocator, owner: &str) -> ApiResult<Ipv4Addr> {
             return Ok(ip);
         }
     }
-    Err(ApiError::Internal(format!(
+    Err(ApiError::internal(format!(
         "failed to allocate a serviceIP: range {}/{} is full",
         cidr.base, cidr.prefix
     )))
@@ -247,8 +247,8 @@ async fn allocate_port(a: &Allocator, owner: &str) -> ApiResult<u16> {
             return Ok(port);
         }
     }
-    Err(ApiError::Internal(
-        "failed to allocate a nodePort: range is full".into(),
+    Err(ApiError::internal(
+        "failed to allocate a nodePort: range is full",
     ))
 }
 

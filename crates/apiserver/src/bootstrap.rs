@@ -103,7 +103,8 @@ async fn reconcile_rbac(store: &dyn Store, cache: &Cache, key: &str, obj: Value)
             }
         }
     }
-    let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&stored)
+        .map_err(|e| ApiError::internal_from("encoding a bootstrap object failed", e))?;
     match store.update(key, bytes.into(), kv.mod_revision).await {
         // Another server reconciled it at the same moment.
         Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
@@ -122,7 +123,8 @@ async fn create_if_absent(
     }
     obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
     obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
-    let bytes = serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&obj)
+        .map_err(|e| ApiError::internal_from("encoding a bootstrap object failed", e))?;
     match store.create(key, bytes.into()).await {
         Ok(_) | Err(StoreError::AlreadyExists(_)) => Ok(()),
         Err(e) => Err(e.into()),

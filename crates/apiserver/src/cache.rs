@@ -51,7 +51,7 @@ impl Entry {
     /// Parses the object; used by writers that need to change it.
     pub fn value(&self) -> ApiResult<Value> {
         serde_json::from_slice(&self.json)
-            .map_err(|e| ApiError::Internal(format!("stored object is corrupt: {e}")))
+            .map_err(|e| ApiError::internal_from("stored object is corrupt", e))
     }
 }
 

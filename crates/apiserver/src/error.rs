@@ -67,11 +67,36 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
+    /// A fault of the server (a corrupt stored object, a store failure), with
+    /// the error that caused it kept for logs.
+    #[error("{message}")]
+    Internal {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl ApiError {
+    /// A server fault described by `message` alone.
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A server fault caused by `source`: the message says what failed and why.
+    pub fn internal_from(
+        what: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ApiError::Internal {
+            message: format!("{what}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
+
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         ApiError::NotFound {
             message: format!("{} \"{}\" not found", qualified(group, plural), name),
@@ -155,7 +180,7 @@ impl ApiError {
             ApiError::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "Timeout"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
+            ApiError::Internal { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
 
@@ -252,9 +277,31 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(m) => {
                 ApiError::Unavailable(format!("storage is unavailable: {m}"))
             }
-            other => ApiError::Internal(other.to_string()),
+            other => ApiError::internal_from("the store failed", other),
         }
     }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod source_tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn internal_errors_keep_their_source() {
+        let cause = serde_json::from_str::<Value>("{").unwrap_err();
+        let e = ApiError::internal_from("stored object is corrupt", cause);
+        assert_eq!(e.code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            e.to_string().starts_with("stored object is corrupt: EOF"),
+            "{e}"
+        );
+        assert!(e.source().is_some_and(|s| s.to_string().contains("EOF")));
+        let store = ApiError::from(StoreError::Internal("disk".into()));
+        assert!(store.source().is_some());
+        assert_eq!(store.status()["reason"], "InternalError");
+    }
+}

@@ -290,7 +290,8 @@ pub fn json_bytes(code: StatusCode, body: impl Into<Body>) -> Response {
 }
 
 pub fn json_value(code: StatusCode, v: &Value) -> ApiResult<Response> {
-    let bytes = serde_json::to_vec(v).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(v)
+        .map_err(|e| ApiError::internal_from("encoding the response failed", e))?;
     Ok(json_bytes(code, bytes))
 }
 

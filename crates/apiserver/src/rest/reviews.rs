@@ -523,7 +523,7 @@ pub async fn service_account_token(api: &Api, call: &Call<'_>) -> ApiResult<Resp
                 &audiences,
                 seconds,
             )
-            .map_err(|e| ApiError::Internal(format!("failed to generate token: {e}")))?
+            .map_err(|e| ApiError::internal_from("failed to generate token", e))?
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

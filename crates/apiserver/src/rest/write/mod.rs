@@ -150,7 +150,7 @@ pub(super) fn to_stored(obj: &mut Value) -> ApiResult<Bytes> {
     let rv = meta.and_then(|m| m.remove("resourceVersion"));
     let out = serde_json::to_vec(obj)
         .map(Bytes::from)
-        .map_err(|e| ApiError::Internal(e.to_string()));
+        .map_err(|e| ApiError::internal_from("encoding the object failed", e));
     if let Some(rv) = rv
         && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
     {
@@ -194,7 +194,7 @@ async fn current(api: &Api, key: &str, fresh: bool) -> ApiResult<Option<(Value, 
     match api.store.get(key, None).await? {
         Some(kv) => {
             let mut v: Value = serde_json::from_slice(&kv.value)
-                .map_err(|e| ApiError::Internal(format!("stored object is corrupt: {e}")))?;
+                .map_err(|e| ApiError::internal_from("stored object is corrupt", e))?;
             if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
                 meta.insert(
                     "resourceVersion".into(),

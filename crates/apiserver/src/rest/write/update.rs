@@ -41,7 +41,8 @@ pub async fn update_or_patch(api: &Api, call: &Call<'_>) -> ApiResult<Response> 
         Outcome::Absent if is_apply && call.info.subresource.is_empty() => {
             // Server-side apply of an absent object creates it.
             let obj = crate::rest::patch::server_side_apply(call, None)?;
-            let body = serde_json::to_vec(&obj).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let body = serde_json::to_vec(&obj)
+                .map_err(|e| ApiError::internal_from("encoding the applied object failed", e))?;
             super::create(
                 api,
                 &Call {
