@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::bin::{Profile, flotilla_bin};
 use crate::readyz::{self, Readyz};
 
-/// Lines of the server log an [`Error`] carries.
+/// Lines of the server log an [`Error`]'s message ends with.
 const LOG_TAIL_LINES: usize = 40;
 
 /// How to start a server; made by [`ServerProcess::builder`].
@@ -65,7 +65,10 @@ impl Builder {
     }
 
     /// An environment variable for the server (`RUST_LOG`, say); the rest of
-    /// the environment is inherited.
+    /// the environment is inherited. `RUST_LIB_BACKTRACE` is 0 unless set
+    /// here: with `RUST_BACKTRACE=1` an error that stops the server would
+    /// otherwise end the log with a backtrace of `main` instead of its cause
+    /// (panics keep their backtraces).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -278,6 +281,7 @@ impl ServerProcess {
             .arg("--https-listen-port")
             .arg(self.opts.port.to_string())
             .args(&self.opts.args)
+            .env("RUST_LIB_BACKTRACE", "0")
             .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -322,7 +326,7 @@ impl ServerProcess {
         Error {
             what,
             log_path: self.log_path(),
-            log_tail: self.log_tail(LOG_TAIL_LINES),
+            log: self.log(),
         }
     }
 }
@@ -349,12 +353,13 @@ fn tail(text: &str, n: usize) -> String {
 }
 
 /// A server that could not be started or did not become ready. By the time
-/// this exists the process has been killed. Its message ends with the tail of
-/// the server's log.
+/// this exists the process has been killed. Its message ends with the last
+/// lines of the server's log; it holds the whole log, as a temp data dir is
+/// gone with the server.
 pub struct Error {
     what: String,
     log_path: PathBuf,
-    log_tail: String,
+    log: String,
 }
 
 impl Error {
@@ -362,13 +367,13 @@ impl Error {
         Error {
             what: format!("flotilla server: preparing {what}: {e}"),
             log_path: PathBuf::new(),
-            log_tail: String::new(),
+            log: String::new(),
         }
     }
 
-    /// The last lines the server logged.
-    pub fn log_tail(&self) -> &str {
-        &self.log_tail
+    /// Everything the server logged (on this data dir) until it was killed.
+    pub fn log(&self) -> &str {
+        &self.log
     }
 }
 
@@ -380,7 +385,7 @@ impl fmt::Display for Error {
                 f,
                 "\n--- last lines of {} ---\n{}",
                 self.log_path.display(),
-                self.log_tail
+                tail(&self.log, LOG_TAIL_LINES)
             )?;
         }
         Ok(())

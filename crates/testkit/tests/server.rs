@@ -67,7 +67,31 @@ fn a_server_that_exits_fails_with_its_log() {
         .expect_err("an unknown flag stops the server");
     let text = err.to_string();
     assert!(text.contains("exited with"), "{text}");
-    assert!(err.log_tail().contains("--no-such-flag"), "{text}");
+    assert!(err.log().contains("--no-such-flag"), "{text}");
+    assert!(
+        text.contains("--no-such-flag"),
+        "the message ends with the log: {text}"
+    );
+}
+
+#[test]
+fn the_message_ends_with_the_error_that_stopped_the_server() {
+    // main returns an error; with RUST_BACKTRACE=1 (as test runs often have)
+    // the log would end with a backtrace of main, pushing the cause out of
+    // the message's tail.
+    let err = ServerProcess::builder()
+        .bin(flotilla_bin(Profile::Debug))
+        .args(API_ONLY)
+        .args(["--service-cidr", "not-a-cidr"])
+        .try_start()
+        .expect_err("a bad --service-cidr stops the server");
+    let text = err.to_string();
+    let tail = text
+        .split_once("--- last lines of")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    assert!(tail.contains("--service-cidr"), "{text}");
+    assert!(!tail.contains("Stack backtrace"), "{text}");
 }
 
 #[test]
