@@ -61,15 +61,12 @@ async fn two_servers_share_one_etcd_and_one_ca() {
         b.ok_in(None, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: after\n"));
         assert!(b.ok(&["get", "configmaps", "-o", "name"]).contains("configmap/after"));
         // A server with another token is refused the cluster's secrets.
-        let wrong = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
-            .args(["server", "--https-listen-port", "0", "--disable-agent", "--token", "other", "--datastore-endpoint", endpoint.as_str()])
-            .arg("--data-dir")
-            .arg(b.data.join("wrong"))
-            .output()
-            .expect("run");
-        assert!(!wrong.status.success());
-        let err = String::from_utf8_lossy(&wrong.stderr);
-        assert!(err.contains("another token"), "{err}");
+        let err = common::server(&["--token", "other", "--datastore-endpoint", endpoint.as_str()])
+            .data_dir(b.data.join("wrong"))
+            .try_start()
+            .expect_err("a server with another token must not start");
+        assert!(err.to_string().contains("exited with"), "{err}");
+        assert!(err.log().contains("another token"), "{err}");
     })
     .await
     .expect("test body");

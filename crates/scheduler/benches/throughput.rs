@@ -122,7 +122,7 @@ async fn wait_bound(stats: &Stats, m: usize) {
 
 /// Pods per second over the whole run and after the first bind.
 async fn run(s: Scenario) -> (f64, f64) {
-    let bin = common::flotilla_bin("release");
+    let bin = testkit::flotilla_bin(testkit::Profile::Release);
     let server = common::ApiServer::start_with(&bin).await;
     let server_pid = server.pid().to_string();
     let t = Instant::now();

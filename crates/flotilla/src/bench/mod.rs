@@ -110,7 +110,6 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<()> {
     let api = ApiClient::connect(&srv.kubeconfig())
         .await
         .context("connecting to the server")?;
-    srv.wait_ready(&api, Duration::from_secs(60)).await?;
 
     let mut report = Report::new(&backend, &args);
     let result = phases(&srv, &api, &args, &mut report).await;

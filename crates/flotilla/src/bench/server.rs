@@ -1,18 +1,15 @@
 //! The server under test: this same binary run as `flotilla server` (API server
-//! only) on a temporary data dir, killed when the guard drops (also when the
-//! benchmark fails).
+//! only) on a temporary data dir through testkit, which waits for `/readyz` and
+//! kills the process when the guard drops (also when the benchmark fails).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::client::ApiClient;
-
 pub struct ServerProcess {
-    child: Child,
+    process: testkit::ServerProcess,
     pid: u32,
+    /// The data dir; declared after `process`, so removed once it is gone.
     dir: tempfile::TempDir,
     /// The store is an etcd outside the data dir.
     external_store: bool,
@@ -26,82 +23,41 @@ pub struct Memory {
 }
 
 impl ServerProcess {
+    /// Starts the server and returns once `/readyz` answers `ok`.
     pub async fn start(datastore_endpoint: Option<&str>) -> anyhow::Result<ServerProcess> {
         let exe = std::env::current_exe().context("finding this binary")?;
         let dir = tempfile::Builder::new()
             .prefix("flotilla-bench-")
             .tempdir()
             .context("creating the data dir")?;
-        let log = std::fs::File::create(dir.path().join("server.log"))?;
-        let mut cmd = Command::new(exe);
-        cmd.arg("server")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--https-listen-port", "0", "--disable-agent"])
+        let mut server = testkit::ServerProcess::builder()
+            .bin(exe)
+            .data_dir(dir.path())
+            .arg("--disable-agent")
             // The API server alone is measured; a scheduler or pod GC would also
             // act on the benchmark's pods (bound to nodes that do not exist).
-            .args(["--disable-scheduler", "--disable-controller-manager"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+            .args(["--disable-scheduler", "--disable-controller-manager"]);
         if let Some(url) = datastore_endpoint {
-            cmd.args(["--datastore-endpoint", url]);
+            server = server.args(["--datastore-endpoint", url]);
         }
         // Per-request logging would be measured along with the server.
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
+            server = server.env("RUST_LOG", "warn");
         }
-        let child = cmd.spawn().context("spawning `flotilla server`")?;
-        let pid = child.id();
-        let srv = ServerProcess {
-            child,
+        let process = tokio::task::spawn_blocking(move || server.try_start())
+            .await
+            .context("starting `flotilla server`")??;
+        let pid = process.pid().context("the server is not running")?;
+        Ok(ServerProcess {
+            process,
             pid,
             dir,
             external_store: datastore_endpoint.is_some(),
-        };
-        srv.wait_for_kubeconfig(Duration::from_secs(30)).await?;
-        Ok(srv)
+        })
     }
 
     pub fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig.yaml")
-    }
-
-    /// The kubeconfig is written once the port is bound, so its URL has the real port.
-    async fn wait_for_kubeconfig(&self, limit: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        while !self.kubeconfig().exists() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the server wrote no kubeconfig within {limit:?}; log:\n{}",
-                self.log_tail(20)
-            );
-            anyhow::ensure!(
-                Path::new(&format!("/proc/{}", self.pid)).exists(),
-                "the server exited; log:\n{}",
-                self.log_tail(20)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    }
-
-    /// Polls `/readyz` until it answers `ok`.
-    pub async fn wait_ready(&self, api: &ApiClient, limit: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(r) = api.get("/readyz").await
-                && r.status == 200
-            {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "the server was not ready within {limit:?}; log:\n{}",
-                self.log_tail(20)
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.process.kubeconfig()
     }
 
     pub fn memory(&self) -> Memory {
@@ -163,17 +119,7 @@ impl ServerProcess {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // Only the child this guard started, by its handle.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log_tail(lines)
     }
 }
 

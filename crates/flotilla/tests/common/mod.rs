@@ -1,18 +1,28 @@
-//! Starts the real `flotilla server` on an ephemeral port with a temp data dir and
-//! drives it with the real kubectl.
+//! Starts the real `flotilla server` (through testkit) on an ephemeral port
+//! with a temp data dir and drives it with the real kubectl.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use testkit::ServerProcess;
 
 pub struct Cluster {
-    child: Child,
-    /// The temp dir holding `data`, when this cluster made it.
-    _tmp: Option<tempfile::TempDir>,
+    /// The server process, killed when the cluster is dropped.
+    server: ServerProcess,
     pub data: PathBuf,
     pub kubeconfig: PathBuf,
+}
+
+/// This crate's `flotilla` binary as a control plane alone (no node agent),
+/// with `extra` arguments.
+pub fn server(extra: &[&str]) -> testkit::Builder {
+    ServerProcess::builder()
+        .bin(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["--disable-agent", "--node-name", "test-node"])
+        .args(extra)
 }
 
 /// The kubectl binary of a given minor version, from the directory the default one
@@ -42,101 +52,42 @@ fn which(name: &str) -> Option<PathBuf> {
 
 impl Cluster {
     pub fn start(extra: &[&str]) -> Cluster {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let mut c = Cluster::start_in(tmp.path().join("data"), extra);
-        c._tmp = Some(tmp);
-        c
+        Cluster::new(server(extra).start())
     }
 
     /// Starts a server on a data dir the caller owns (to restart on it).
     pub fn start_in(data: PathBuf, extra: &[&str]) -> Cluster {
-        let mut c = Cluster::spawn_in(data, extra);
-        c.wait_ready(Duration::from_secs(60));
-        c
+        Cluster::new(server(extra).data_dir(data).start())
     }
 
     /// Starts a server and returns once it serves HTTPS, ready or not.
     pub fn spawn_in(data: PathBuf, extra: &[&str]) -> Cluster {
-        std::fs::create_dir_all(&data).expect("data dir");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("server.log"))
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "--https-listen-port",
-                "0",
-                "--disable-agent",
-                "--node-name",
-                "test-node",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start flotilla server");
-        let kubeconfig = data.join("kubeconfig.yaml");
-        // A kubeconfig left by an earlier run names an old port.
-        let _ = std::fs::remove_file(&kubeconfig);
-        let cluster = Cluster {
-            child,
-            _tmp: None,
-            data,
-            kubeconfig,
-        };
-        let start = Instant::now();
-        while !cluster.kubeconfig.exists() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "no kubeconfig after 60 s:\n{}",
-                cluster.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        cluster
+        Cluster::new(server(extra).data_dir(data).spawn())
     }
 
-    /// `/readyz` as the server answers it now.
+    fn new(server: ServerProcess) -> Cluster {
+        Cluster {
+            data: server.data_dir().to_path_buf(),
+            kubeconfig: server.kubeconfig(),
+            server,
+        }
+    }
+
+    /// `/readyz` as the server answers it now: whether it is ready, and the
+    /// status and body (or why there was no answer).
     pub fn readyz(&self) -> (bool, String) {
-        let out = self.kubectl(&["get", "--raw", "/readyz"]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        match self.server.readyz() {
+            Ok(r) => (r.is_ready(), format!("{} {}", r.status, r.body)),
+            Err(e) => (false, e.to_string()),
+        }
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+        self.server.log()
     }
 
     pub fn wait_ready(&mut self, limit: Duration) {
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "flotilla server exited with {status} before becoming ready:\n{}",
-                    self.log()
-                );
-            }
-            if self.kubeconfig.exists() {
-                let out = self.kubectl(&["get", "--raw", "/readyz"]);
-                if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok" {
-                    return;
-                }
-            }
-            assert!(
-                start.elapsed() < limit,
-                "flotilla server not ready after {limit:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.server.wait_ready(limit);
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
@@ -179,7 +130,7 @@ impl Cluster {
             "kubectl {args:?} failed:\nstdout: {}\nstderr: {}\nserver log tail:\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
-            tail(&self.log(), 30)
+            self.server.log_tail(30)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -195,21 +146,8 @@ impl Cluster {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Stops the server; a data dir the caller owns stays for a restart.
     pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        // Only the child this harness started.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.stop();
     }
 }

@@ -1,50 +1,24 @@
-//! Starts the real `flotilla server` (control plane only) on an ephemeral port
-//! with a temp data dir, and gives clients for the admin and for the
-//! scheduler's own identity (`system:kube-scheduler`, a client certificate
-//! issued here by the cluster CA).
+//! Starts the real `flotilla server` (control plane only) through testkit, on
+//! an ephemeral port with a temp data dir, and gives clients for the admin and
+//! for the scheduler's own identity (`system:kube-scheduler`, a client
+//! certificate issued here by the cluster CA).
 
 #![allow(dead_code)]
 
 pub mod objects;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
 use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use testkit::{Profile, ServerProcess};
 
 pub struct ApiServer {
-    child: KillOnDrop,
-    _tmp: tempfile::TempDir,
-    pub data: PathBuf,
+    /// The `flotilla server` child, killed when this is dropped.
+    pub process: ServerProcess,
     pub admin: kube::Client,
     pub scheduler: kube::Client,
-}
-
-/// `target/<profile>/flotilla`, built by `cargo build -p flotilla` (or
-/// `--release`); `FLOTILLA_BIN` overrides.
-pub fn flotilla_bin(profile: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os("FLOTILLA_BIN") {
-        return PathBuf::from(p);
-    }
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target")
-        .join(profile)
-        .join("flotilla");
-    assert!(
-        bin.exists(),
-        "{} not found: run `cargo build -p flotilla{}` first",
-        bin.display(),
-        if profile == "release" {
-            " --release"
-        } else {
-            ""
-        }
-    );
-    bin
 }
 
 /// Scheduler logs in the test output (`RUST_LOG` filters; default warn).
@@ -60,83 +34,36 @@ pub fn init_logs() {
 impl ApiServer {
     pub async fn start() -> ApiServer {
         init_logs();
-        Self::start_with(&flotilla_bin("debug")).await
+        Self::start_with(&testkit::flotilla_bin(Profile::Debug)).await
     }
 
     pub async fn start_with(bin: &Path) -> ApiServer {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let data = tmp.path().join("data");
-        std::fs::create_dir_all(&data).expect("data dir");
-        let mut child = Command::new(bin)
-            .args([
-                "server",
-                "--https-listen-port",
-                "0",
-                "--disable-agent",
-                "--data-dir",
-            ])
-            .arg(&data)
+        let builder = ServerProcess::builder()
+            .bin(bin)
+            .arg("--disable-agent")
             .args(own_components_off(bin))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start flotilla server");
-        let stderr = child.stderr.take().expect("stderr");
-        // Killed when dropped: if anything below fails, or with the ApiServer.
-        let child = KillOnDrop(child);
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let log_path = data.join("server.log");
-        // Copies the server's log to a file (so the pipe never fills) and
-        // reports the line that says the store is reachable.
-        std::thread::spawn(move || {
-            let mut log = std::fs::File::create(log_path).ok();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(f) = log.as_mut() {
-                    let _ = writeln!(f, "{line}");
-                }
-                if line.contains("API server ready") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let ready =
-            tokio::task::spawn_blocking(move || ready_rx.recv_timeout(Duration::from_secs(60)))
-                .await
-                .expect("join");
-        if ready.is_err() {
-            let log = std::fs::read_to_string(data.join("server.log")).unwrap_or_default();
-            panic!("flotilla server did not become ready:\n{log}");
-        }
-        let kubeconfig = data.join("kubeconfig.yaml");
+            .env("RUST_LOG", "info");
+        let process = tokio::task::spawn_blocking(move || builder.try_start())
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let kubeconfig = process.kubeconfig();
         let admin =
             client_from(Kubeconfig::read_from(&kubeconfig).expect("admin kubeconfig")).await;
-        let scheduler = client_from(scheduler_kubeconfig(&data, &kubeconfig)).await;
+        let scheduler = client_from(scheduler_kubeconfig(process.data_dir(), &kubeconfig)).await;
         ApiServer {
-            child,
-            _tmp: tmp,
-            data,
+            process,
             admin,
             scheduler,
         }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.0.id()
+        self.process.pid().expect("the server is running")
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
-    }
-}
-
-/// The server process, killed (only this PID) when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.process.log()
     }
 }
 

@@ -1,4 +1,5 @@
-//! A real `flotilla server` on an ephemeral port, the controller manager running
+//! A real `flotilla server` (started through testkit) on an ephemeral port, the
+//! controller manager running
 //! in this process as `system:kube-controller-manager`, and a stand-in for the
 //! node agent (and, while there is none, the scheduler) on fake nodes.
 
@@ -8,16 +9,17 @@ pub mod nodes;
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use futures::StreamExt;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Config, Resource};
 use serde::de::DeserializeOwned;
+use testkit::ServerProcess;
 
 /// How long any one condition may take to come true.
 pub const LIMIT: Duration = Duration::from_secs(60);
@@ -27,8 +29,8 @@ pub fn obj<K: DeserializeOwned>(v: serde_json::Value) -> K {
 }
 
 pub struct Cluster {
-    child: Child,
-    _tmp: tempfile::TempDir,
+    /// The server process, killed when the cluster is dropped.
+    pub server: ServerProcess,
     pub data: PathBuf,
     pub kubeconfig: PathBuf,
     pub admin: Client,
@@ -37,22 +39,11 @@ pub struct Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // The server goes when its field is dropped, after this.
         if let Some(c) = self.controllers.take() {
             c.abort();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
-}
-
-fn flotilla_binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/flotilla");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p flotilla` first",
-        bin.display()
-    );
-    bin
 }
 
 /// Options tuned for tests: short node grace so a dead node shows quickly.
@@ -80,42 +71,17 @@ impl Cluster {
 
     /// Starts the server only.
     pub async fn start_server() -> anyhow::Result<Cluster> {
-        let tmp = tempfile::tempdir()?;
-        let data = tmp.path().join("data");
-        std::fs::create_dir_all(&data)?;
-        let log = std::fs::File::create(data.join("server.log"))?;
-        let child = Command::new(flotilla_binary())
-            .arg("server")
-            .arg("--data-dir")
-            .arg(&data)
-            .args([
-                "--https-listen-port",
-                "0",
-                "--disable-agent",
-                "--node-name",
-                "server-node",
-            ])
+        let builder = ServerProcess::builder()
+            .args(["--disable-agent", "--node-name", "server-node"])
             // The controller manager under test runs in this process with test
             // options, and the stand-in node agent binds pods.
-            .args(["--disable-controller-manager", "--disable-scheduler"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting flotilla server")?;
-        let kubeconfig = data.join("kubeconfig.yaml");
-        let mut child = child;
-        let admin = match wait_for_admin(&mut child, &kubeconfig, &data).await {
-            Ok(admin) => admin,
-            Err(e) => {
-                // Not left running when the cluster never came up.
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        };
+            .args(["--disable-controller-manager", "--disable-scheduler"]);
+        let server = tokio::task::spawn_blocking(move || builder.try_start()).await??;
+        let data = server.data_dir().to_path_buf();
+        let kubeconfig = server.kubeconfig();
+        let admin = client_from(&kubeconfig, None).await?;
         Ok(Cluster {
-            child,
-            _tmp: tmp,
+            server,
             data,
             kubeconfig,
             admin,
@@ -129,7 +95,7 @@ impl Cluster {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.data.join("server.log")).unwrap_or_default()
+        self.server.log()
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
@@ -261,38 +227,6 @@ where
     }
 }
 
-/// The admin client once the server answers lists (the kubeconfig appears once
-/// the port is bound; lists are served once the store is reachable, as /readyz
-/// reports).
-async fn wait_for_admin(
-    child: &mut Child,
-    kubeconfig: &Path,
-    data: &Path,
-) -> anyhow::Result<Client> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "flotilla server exited with {status}:\n{}",
-                std::fs::read_to_string(data.join("server.log")).unwrap_or_default()
-            );
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            bail!("flotilla server not ready after 60 s");
-        }
-        if kubeconfig.exists()
-            && let Ok(client) = client_from(kubeconfig, None).await
-            && Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
-                .list(&ListParams::default().limit(1))
-                .await
-                .is_ok()
-        {
-            return Ok(client);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until one object satisfies `done` (absent objects are `None`).
 pub async fn wait_object<K>(
     api: Api<K>,
@@ -324,7 +258,8 @@ pub fn labels_param(selector: &str) -> ListParams {
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            // The readiness loop's 503s are expected, not worth an ERROR line.
+            // kube's client logs an ERROR for every failed request; the tests
+            // expect some (conflicts, 404s after deletes).
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "warn,kube_client::client::builder=off".into()),
         )
