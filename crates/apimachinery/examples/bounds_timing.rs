@@ -83,4 +83,17 @@ fn main() {
             r.map_or_else(|e| e.to_string(), |()| "ok".into()),
         );
     }
+    for n in [20_000, 100_000] {
+        let doc = json!({"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "web", "image": "x"}]}});
+        let containers: Vec<Value> = (0..n)
+            .map(|i| json!({"name": format!("c{i}"), "image": "x"}))
+            .collect();
+        let body = json!({"spec": {"containers": containers}});
+        let (took, r) = time(|| patch::strategic_merge_patch(&doc, &body, "v1", "Pod").map(|_| ()));
+        println!(
+            "strategic merge patch adding {n} containers ({} bytes): {took:.3?} ({})",
+            body.to_string().len(),
+            r.map_or_else(|e| e.to_string(), |()| "ok".into()),
+        );
+    }
 }

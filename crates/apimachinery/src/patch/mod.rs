@@ -2,6 +2,7 @@
 //! Kubernetes' strategic merge patch, with the table of list strategies it needs.
 
 mod json;
+mod lists;
 mod strategic;
 mod table;
 mod types;
