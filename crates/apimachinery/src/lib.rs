@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod crd;
 pub mod cron;
+pub mod decode;
 pub mod defaults;
 pub mod patch;
 pub mod quantity;

@@ -1,12 +1,15 @@
 //! Patching objects: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and
 //! Kubernetes' strategic merge patch, with the table of list strategies it needs.
 
+mod json;
+mod lists;
 mod strategic;
 mod table;
 mod types;
 
 use serde_json::{Map, Value};
 
+pub use json::{MAX_JSON_PATCH_COPY_BYTES, MAX_JSON_PATCH_OPERATIONS, json_patch};
 pub use table::{ListStrategy, PATCH_STRATEGIES, field_type, list_strategy, root_type};
 pub use types::FIELD_TYPES;
 
@@ -19,18 +22,15 @@ pub enum PatchError {
     /// The patch is well formed but does not apply to this object (a `test` failed, a path is missing).
     #[error("the patch could not be applied: {0}")]
     Apply(String),
+    /// The patch asks for more than a request may: more than
+    /// [`MAX_JSON_PATCH_OPERATIONS`] operations (Kubernetes answers 413 Request
+    /// Entity Too Large), or copies adding up to more than
+    /// [`MAX_JSON_PATCH_COPY_BYTES`].
+    #[error("{0}")]
+    TooLarge(String),
     /// Strategic merge patch needs type information only built-in kinds have.
     #[error("strategic merge patch is not supported for {api_version}, Kind={kind}")]
     UnsupportedForKind { api_version: String, kind: String },
-}
-
-/// Applies an RFC 6902 JSON patch given as its raw JSON text.
-pub fn json_patch(doc: &Value, patch: &[u8]) -> Result<Value, PatchError> {
-    let ops: json_patch::Patch =
-        serde_json::from_slice(patch).map_err(|e| PatchError::Malformed(e.to_string()))?;
-    let mut out = doc.clone();
-    json_patch::patch(&mut out, &ops).map_err(|e| PatchError::Apply(e.to_string()))?;
-    Ok(out)
 }
 
 /// Applies an RFC 7386 JSON merge patch.

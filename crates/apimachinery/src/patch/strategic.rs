@@ -2,9 +2,12 @@
 //! type says so, and the `$patch`, `$retainKeys`, `$setElementOrder/…` and
 //! `$deleteFromPrimitiveList/…` directives steer the rest.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use super::PatchError;
+use super::lists::{Id, order};
 use super::table::{field_type, list_strategy};
 
 const SET_ORDER: &str = "$setElementOrder/";
@@ -31,9 +34,9 @@ pub(crate) fn merge_map(
     }
     let mut original = original.clone();
     if let Some(keep) = patch.remove("$retainKeys") {
-        let keep =
+        let keep: HashSet<&str> =
             string_list(&keep).ok_or_else(|| invalid("$retainKeys must be a list of strings"))?;
-        original.retain(|k, _| keep.contains(&k.as_str()));
+        original.retain(|k, _| keep.contains(k.as_str()));
     }
     let order_keys: Vec<String> = patch
         .keys()
@@ -41,9 +44,9 @@ pub(crate) fn merge_map(
         .cloned()
         .collect();
     for key in order_keys {
-        let order = patch.remove(&key).unwrap_or_default();
+        let element_order = patch.remove(&key).unwrap_or_default();
         let field = &key[SET_ORDER.len()..];
-        let Value::Array(order) = order else {
+        let Value::Array(element_order) = element_order else {
             return Err(invalid(format!("{key} must be a list")));
         };
         let strategy = ty.and_then(|t| list_strategy(t, field));
@@ -72,16 +75,9 @@ pub(crate) fn merge_map(
         if merged.is_empty() && !original.contains_key(field) {
             continue;
         }
-        let (in_order, server_only) = partition(merged, &order, merge_key);
         original.insert(
             field.to_string(),
-            Value::Array(normalize_order(
-                in_order,
-                server_only,
-                &order,
-                &current,
-                merge_key,
-            )),
+            Value::Array(order(merged, &element_order, &current, merge_key)),
         );
     }
     for (k, pv) in patch {
@@ -89,8 +85,9 @@ pub(crate) fn merge_map(
             let Value::Array(remove) = &pv else {
                 return Err(invalid(format!("{k} must be a list")));
             };
+            let remove: HashSet<Id<'_>> = remove.iter().map(Id).collect();
             if let Some(Value::Array(list)) = original.get_mut(field) {
-                list.retain(|x| !remove.contains(x));
+                list.retain(|x| !remove.contains(&Id(x)));
             }
             continue;
         }
@@ -120,21 +117,8 @@ pub(crate) fn merge_map(
     Ok(Value::Object(original))
 }
 
-fn string_list(v: &Value) -> Option<Vec<&str>> {
+fn string_list(v: &Value) -> Option<HashSet<&str>> {
     v.as_array()?.iter().map(Value::as_str).collect()
-}
-
-/// How list items are identified: their merge key's value, or themselves.
-fn identity<'a>(v: &'a Value, merge_key: Option<&str>) -> Option<&'a Value> {
-    match merge_key {
-        Some(k) => v.get(k),
-        None => Some(v),
-    }
-}
-
-fn position(list: &[Value], item: &Value, merge_key: Option<&str>) -> Option<usize> {
-    let id = identity(item, merge_key)?;
-    list.iter().position(|x| identity(x, merge_key) == Some(id))
 }
 
 /// Merges list `patch` into `original`, items matched by `merge_key` (or by value for primitives).
@@ -156,92 +140,72 @@ fn merge_list(
             .collect();
     }
     let maps = original.iter().chain(patch).any(Value::is_object);
-    let key = if maps {
+    let merged = if maps {
         if original.iter().chain(patch).any(|v| !v.is_object()) {
             return Err(invalid("list mixes maps and other values"));
         }
-        Some(merge_key.ok_or_else(|| invalid("cannot merge lists without merge key"))?)
+        let key = merge_key.ok_or_else(|| invalid("cannot merge lists without merge key"))?;
+        merge_by_key(original, patch, item_ty, key)?
     } else {
-        None
+        // Primitives: the original's and then the patch's, each value once.
+        let mut seen = HashSet::new();
+        original
+            .iter()
+            .chain(patch)
+            .filter(|v| seen.insert(Id(v)))
+            .cloned()
+            .collect()
     };
-    let mut merged: Vec<Value> = Vec::with_capacity(original.len() + patch.len());
-    for item in original {
-        if position(&merged, item, key).is_none() || key.is_some() {
-            merged.push(item.clone());
+    let key = if maps { merge_key } else { None };
+    Ok(order(merged, patch, original, key))
+}
+
+/// Merges lists of maps: a patch item merges into the first original item
+/// with its key, deletes every such item (`$patch: delete`), or is added.
+fn merge_by_key(
+    original: &[Value],
+    patch: &[Value],
+    item_ty: Option<&str>,
+    key: &str,
+) -> Result<Vec<Value>, PatchError> {
+    let mut merged: Vec<Option<Value>> = original.iter().cloned().map(Some).collect();
+    let mut with_key: HashMap<Id<'_>, Vec<usize>> = HashMap::new();
+    for (i, item) in original.iter().enumerate() {
+        if let Some(id) = item.get(key) {
+            with_key.entry(Id(id)).or_default().push(i);
         }
     }
     for item in patch {
-        let Some(k) = key else {
-            if !merged.contains(item) {
-                merged.push(item.clone());
-            }
-            continue;
-        };
         let Some(m) = item.as_object() else { continue };
-        let Some(id) = m.get(k) else {
+        let Some(id) = m.get(key) else {
             return Err(invalid(format!(
-                "map: {item} does not contain declared merge key: {k}"
+                "map: {item} does not contain declared merge key: {key}"
             )));
         };
         match m.get("$patch").map(|d| d.as_str()) {
             Some(Some("delete")) => {
-                merged.retain(|o| o.get(k) != Some(id));
+                for i in with_key.remove(&Id(id)).unwrap_or_default() {
+                    if let Some(slot) = merged.get_mut(i) {
+                        *slot = None;
+                    }
+                }
                 continue;
             }
             None | Some(Some("merge")) => {}
             Some(_) => return Err(invalid(format!("unknown patch type in list item {item}"))),
         }
-        match merged.iter().position(|o| o.get(k) == Some(id)) {
-            Some(i) => {
-                let base = merged[i].as_object().cloned().unwrap_or_default();
-                merged[i] = merge_map(&base, m, item_ty)?;
+        let first = with_key.get(&Id(id)).and_then(|at| at.first().copied());
+        match first.and_then(|i| merged.get_mut(i)) {
+            Some(slot) => {
+                let base = slot.as_ref().and_then(Value::as_object);
+                let out = merge_map(base.unwrap_or(&Map::new()), m, item_ty)?;
+                *slot = Some(out);
             }
-            None => merged.push(merge_map(&Map::new(), m, item_ty)?),
-        }
-    }
-    let (in_patch, server_only) = partition(merged, patch, key);
-    Ok(normalize_order(in_patch, server_only, patch, original, key))
-}
-
-/// Splits `merged` into the items named in `order` and the rest.
-fn partition(
-    merged: Vec<Value>,
-    order: &[Value],
-    merge_key: Option<&str>,
-) -> (Vec<Value>, Vec<Value>) {
-    merged
-        .into_iter()
-        .partition(|v| position(order, v, merge_key).is_some())
-}
-
-/// Orders the patch's items as `patch_order` says and the server's as they were,
-/// then interleaves them as Kubernetes does.
-fn normalize_order(
-    mut in_patch: Vec<Value>,
-    mut server_only: Vec<Value>,
-    patch_order: &[Value],
-    server_order: &[Value],
-    merge_key: Option<&str>,
-) -> Vec<Value> {
-    in_patch.sort_by_key(|v| position(patch_order, v, merge_key).unwrap_or(usize::MAX));
-    server_only.sort_by_key(|v| position(server_order, v, merge_key).unwrap_or(usize::MAX));
-    let mut out = Vec::with_capacity(in_patch.len() + server_only.len());
-    let (mut left, mut right) = (
-        server_only.into_iter().peekable(),
-        in_patch.into_iter().peekable(),
-    );
-    loop {
-        match (left.peek(), right.peek()) {
-            (None, None) => break,
-            (Some(_), None) => out.extend(left.next()),
-            (None, Some(_)) => out.extend(right.next()),
-            (Some(l), Some(r)) => {
-                let li = position(server_order, l, merge_key);
-                let ri = position(server_order, r, merge_key);
-                let take_left = matches!((li, ri), (Some(a), Some(b)) if a < b);
-                out.extend(if take_left { left.next() } else { right.next() });
+            None => {
+                with_key.insert(Id(id), vec![merged.len()]);
+                merged.push(Some(merge_map(&Map::new(), m, item_ty)?));
             }
         }
     }
-    out
+    Ok(merged.into_iter().flatten().collect())
 }

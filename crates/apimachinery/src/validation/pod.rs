@@ -19,6 +19,7 @@ const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 const TERMINATION_MESSAGE_POLICIES: &[&str] = &["File", "FallbackToLogsOnError"];
 const TAINT_EFFECTS: &[&str] = &["NoSchedule", "PreferNoSchedule", "NoExecute"];
 const STANDARD_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-storage", "storage"];
+const OS_NAMES: &[&str] = &["linux", "windows"];
 
 /// Validates a pod spec found at `path` (e.g. `spec` or `spec.template.spec`).
 pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
@@ -93,7 +94,44 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
             ));
         }
     }
+    validate_scheduling_gates(
+        list_of(spec, "schedulingGates"),
+        &path.child("schedulingGates"),
+        &mut errs,
+    );
+    validate_os(spec, &path.child("os"), &mut errs);
     errs
+}
+
+/// Scheduling gates: qualified names (as label keys), each at most once.
+fn validate_scheduling_gates(gates: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
+    let mut seen = BTreeSet::new();
+    for (i, gate) in gates.iter().enumerate() {
+        let p = path.index(i);
+        let name = str_of(gate, "name").unwrap_or_default();
+        push_all(errs, &p, name, is_qualified_name(name));
+        if !seen.insert(name) {
+            errs.push(FieldError::duplicate(&p, name));
+        }
+    }
+}
+
+/// `os`, when set, names an operating system Kubernetes supports.
+fn validate_os(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
+    let Some(os) = map_of(spec, "os") else {
+        return;
+    };
+    match os.get("name").and_then(Value::as_str).unwrap_or_default() {
+        "" => errs.push(FieldError::required(path.child("name"), "cannot be empty")),
+        name if !OS_NAMES.contains(&name) => {
+            errs.push(FieldError::not_supported(
+                path.child("name"),
+                name,
+                OS_NAMES,
+            ));
+        }
+        _ => {}
+    }
 }
 
 /// Checks volumes and returns their names, for the mounts to refer to.

@@ -153,6 +153,73 @@ fn pods() {
 }
 
 #[test]
+fn pod_scheduling_gates_and_os() {
+    let qualified = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+    let gates = |names: Value| move |o: &mut Value| o["spec"]["schedulingGates"] = names;
+    expect(
+        "Pod",
+        gates(json!([{"name": "example.com/gate"}, {"name": "Gate_2.x"}])),
+        &[],
+    );
+    expect(
+        "Pod",
+        gates(json!([{"name": "bad gate"}])),
+        &[&format!(
+            "spec.schedulingGates[0]: Invalid value: \"bad gate\": {qualified}"
+        )],
+    );
+    expect(
+        "Pod",
+        gates(json!([{"name": "a"}, {"name": "b"}, {"name": "a"}])),
+        &["spec.schedulingGates[2]: Duplicate value: \"a\""],
+    );
+    expect(
+        "Pod",
+        gates(json!([{"name": "g".repeat(64)}])),
+        &["spec.schedulingGates[0]: Invalid value: \"gggg"],
+    );
+    expect(
+        "Pod",
+        gates(json!([{"name": "Example.com/gate"}])),
+        &[
+            "spec.schedulingGates[0]: Invalid value: \"Example.com/gate\": prefix part a lowercase RFC 1123 subdomain",
+        ],
+    );
+    expect(
+        "Pod",
+        gates(json!([{}])),
+        &[
+            "spec.schedulingGates[0]: Invalid value: \"\": name part must be non-empty",
+            &format!("spec.schedulingGates[0]: Invalid value: \"\": {qualified}"),
+        ],
+    );
+    let os = |v: Value| move |o: &mut Value| o["spec"]["os"] = v;
+    expect("Pod", os(json!({"name": "linux"})), &[]);
+    expect("Pod", os(json!({"name": "windows"})), &[]);
+    expect("Pod", os(json!(null)), &[]);
+    expect(
+        "Pod",
+        os(json!({"name": "plan9"})),
+        &["spec.os.name: Unsupported value: \"plan9\": supported values: \"linux\", \"windows\""],
+    );
+    expect(
+        "Pod",
+        os(json!({})),
+        &["spec.os.name: Required value: cannot be empty"],
+    );
+    expect(
+        "Deployment",
+        |o| o["spec"]["template"]["spec"]["os"] = json!({"name": "Linux"}),
+        &["spec.template.spec.os.name: Unsupported value: \"Linux\""],
+    );
+    let (v, mut pod) = sample("Pod");
+    pod["spec"]["os"] = json!({"name": "plan9"});
+    let errs = validate(v, "Pod", &pod, None);
+    assert_eq!(errs[0].reason(), "FieldValueNotSupported");
+    assert_eq!(errs[0].field, "spec.os.name");
+}
+
+#[test]
 fn pod_updates() {
     let (_, old) = sample("Pod");
     let mut new = old.clone();
