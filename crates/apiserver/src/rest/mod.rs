@@ -307,11 +307,13 @@ pub fn decode_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
             ApiError::BadRequest(format!("the request body could not be decoded: {e}"))
         });
     }
+    // Both decoders bound nesting depth (and YAML alias expansion) before the
+    // work grows with it, so one body cannot stall the server.
     let v: Value = if content_type.contains("yaml") {
-        serde_yaml_ng::from_slice(body)
+        apimachinery::decode::yaml(body)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?
     } else {
-        serde_json::from_slice(body).map_err(|e| {
+        apimachinery::decode::json(body).map_err(|e| {
             ApiError::BadRequest(format!(
                 "the request body could not be decoded: json: {e}; expected a JSON object"
             ))

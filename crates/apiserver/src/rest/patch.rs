@@ -22,7 +22,10 @@ pub fn apply_patch_to(
     use apimachinery::patch;
     let ct = call.content_type();
     let ct = ct.split(';').next().unwrap_or("").trim();
-    let bad = |e: patch::PatchError| ApiError::BadRequest(e.to_string());
+    let bad = |e: patch::PatchError| match e {
+        patch::PatchError::TooLarge(m) => ApiError::TooLarge(m),
+        other => ApiError::BadRequest(other.to_string()),
+    };
     match ct {
         "application/json-patch+json" => patch::json_patch(cur, &call.body).map_err(bad),
         "application/merge-patch+json" => {
@@ -140,6 +143,6 @@ pub fn record_managed_fields(call: &Call<'_>, obj: &mut Value, old: Option<&Valu
 }
 
 fn decode_patch(body: &[u8]) -> ApiResult<Value> {
-    serde_json::from_slice(body)
+    apimachinery::decode::json(body)
         .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))
 }

@@ -509,3 +509,106 @@ async fn a_custom_resource_scaled_past_its_schema_is_refused() {
     assert_eq!(code, StatusCode::OK);
     assert_eq!(h.get(&format!("{dials}/d")).await.1["spec"]["replicas"], 10);
 }
+
+#[tokio::test]
+async fn bodies_and_patches_are_bounded_before_they_cost() {
+    let h = harness().await;
+    // 300,000 nested `[` in YAML once stalled the whole server for minutes.
+    let deep = "[".repeat(300_000);
+    let started = std::time::Instant::now();
+    let resp = h
+        .raw(
+            Method::POST,
+            CMS,
+            Some(Bytes::from(deep.clone())),
+            "application/yaml",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = h
+        .raw(
+            Method::POST,
+            CMS,
+            Some(Bytes::from(deep)),
+            "application/json",
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refusing deep bodies took {:?}",
+        started.elapsed()
+    );
+
+    h.post(CMS, cm("grow")).await;
+    let path = format!("{CMS}/grow");
+    // Doubling a value with `copy` thirty times once took 24 GB.
+    let mut ops = vec![json!({"op": "add", "path": "/data/z", "value": "x".repeat(1000)})];
+    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": {"l": []}}));
+    ops.push(json!({"op": "copy", "from": "/data/z", "path": "/metadata/annotations/l/-"}));
+    for _ in 0..30 {
+        ops.push(json!({"op": "copy", "from": "/metadata/annotations/l", "path": "/metadata/annotations/l/-"}));
+    }
+    let (code, st) = patch(
+        &h,
+        &path,
+        "application/json-patch+json",
+        Value::Array(ops).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{st}");
+    assert_eq!(st["reason"], "RequestEntityTooLarge");
+    let many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"op": "test", "path": "/kind", "value": "ConfigMap"}))
+        .collect();
+    let (code, st) = patch(
+        &h,
+        &path,
+        "application/json-patch+json",
+        Value::Array(many).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::PAYLOAD_TOO_LARGE, "{st}");
+    assert!(
+        st["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("The allowed maximum operations in a JSON patch is 10000, got 10001"),
+        "{st}"
+    );
+    assert!(h.get(&path).await.1["data"].get("z").is_none());
+}
+
+#[tokio::test]
+async fn pod_scheduling_gates_and_os_are_validated() {
+    let h = harness().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    for (spec_extra, field) in [
+        (
+            json!({"schedulingGates": [{"name": "not a name!"}]}),
+            "spec.schedulingGates[0]",
+        ),
+        (
+            json!({"schedulingGates": [{"name": "example.com/gate"}, {"name": "example.com/gate"}]}),
+            "spec.schedulingGates[1]",
+        ),
+        (json!({"os": {"name": "plan9"}}), "spec.os.name"),
+    ] {
+        let mut spec = json!({"containers": [{"name": "c", "image": "busybox"}]});
+        for (k, v) in spec_extra.as_object().expect("object") {
+            spec[k] = v.clone();
+        }
+        let pod =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "g"}, "spec": spec});
+        let (code, st) = h.post(pods, pod).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {st}");
+        let causes = st["details"]["causes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            causes.iter().any(|c| c["field"] == field),
+            "{field} not named: {st}"
+        );
+    }
+}
