@@ -282,4 +282,6 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
