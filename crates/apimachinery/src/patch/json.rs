@@ -28,10 +28,10 @@ pub const MAX_JSON_PATCH_COPY_BYTES: usize = 3 * 1024 * 1024;
 /// Applies an RFC 6902 JSON patch given as its raw JSON text.
 ///
 /// Refuses with [`PatchError::TooLarge`] a patch of more than
-/// [`MAX_JSON_PATCH_OPERATIONS`] operations (before applying any) or one whose
-/// copies add up to more than [`MAX_JSON_PATCH_COPY_BYTES`], and with
-/// [`PatchError::Apply`] one that would nest values more than
-/// [`MAX_DEPTH`] levels deep, which no decoder would read back.
+/// [`MAX_JSON_PATCH_OPERATIONS`] operations (before applying any), and with
+/// [`PatchError::Apply`], as any operation that cannot be applied, one whose
+/// copies add up to more than [`MAX_JSON_PATCH_COPY_BYTES`] or that would nest
+/// values more than [`MAX_DEPTH`] levels deep, which no decoder would read back.
 pub fn json_patch(doc: &Value, patch: &[u8]) -> Result<Value, PatchError> {
     let ops: json_patch::Patch =
         serde_json::from_slice(patch).map_err(|e| PatchError::Malformed(e.to_string()))?;
@@ -66,7 +66,7 @@ enum Refusal {
 impl Refusal {
     fn at(self, i: usize, op: &PatchOperation) -> PatchError {
         match self {
-            Refusal::CopyTooLarge => PatchError::TooLarge(format!(
+            Refusal::CopyTooLarge => PatchError::Apply(format!(
                 "operation '/{i}': unable to complete the copy, the accumulated size increase of copy exceeds the limit {MAX_JSON_PATCH_COPY_BYTES}"
             )),
             Refusal::TooDeep => PatchError::Apply(format!(

@@ -22,10 +22,8 @@ pub enum PatchError {
     /// The patch is well formed but does not apply to this object (a `test` failed, a path is missing).
     #[error("the patch could not be applied: {0}")]
     Apply(String),
-    /// The patch asks for more than a request may: more than
-    /// [`MAX_JSON_PATCH_OPERATIONS`] operations (Kubernetes answers 413 Request
-    /// Entity Too Large), or copies adding up to more than
-    /// [`MAX_JSON_PATCH_COPY_BYTES`].
+    /// The patch has more than [`MAX_JSON_PATCH_OPERATIONS`] operations
+    /// (Kubernetes answers 413 Request Entity Too Large).
     #[error("{0}")]
     TooLarge(String),
     /// Strategic merge patch needs type information only built-in kinds have.

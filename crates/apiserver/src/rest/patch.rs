@@ -22,8 +22,18 @@ pub fn apply_patch_to(
     use apimachinery::patch;
     let ct = call.content_type();
     let ct = ct.split(';').next().unwrap_or("").trim();
+    // As Kubernetes: too many operations is 413, a patch that does not apply
+    // (a failed test, a missing path, copies past the limit) 422, a malformed
+    // one 400.
     let bad = |e: patch::PatchError| match e {
         patch::PatchError::TooLarge(m) => ApiError::TooLarge(m),
+        patch::PatchError::Apply(m) => ApiError::Invalid {
+            message: m,
+            kind: call.resource.kind.to_string(),
+            group: call.resource.group.to_string(),
+            name: call.info.name.clone(),
+            causes: Vec::new(),
+        },
         other => ApiError::BadRequest(other.to_string()),
     };
     match ct {
