@@ -19,7 +19,7 @@ pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiR
             "spec": {"finalizers": ["kubernetes"]},
             "status": {"phase": "Active"},
         });
-        create_if_absent(store, cache, &format!("/registry/namespaces/{ns}"), obj).await?;
+        create_if_absent(store, cache, &crate::keys::namespace(ns), obj).await?;
     }
     for (name, value) in [
         ("system-node-critical", 2_000_001_000),
@@ -30,13 +30,7 @@ pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiR
             "metadata": {"name": name}, "value": value, "preemptionPolicy": "PreemptLowerPriority",
             "description": "Used for system critical pods that must not be moved from their current node.",
         });
-        create_if_absent(
-            store,
-            cache,
-            &format!("/registry/priorityclasses/{name}"),
-            obj,
-        )
-        .await?;
+        create_if_absent(store, cache, &crate::keys::priority_class(name), obj).await?;
     }
     let ip = alloc.claim_first_ip().await?;
     let svc = json!({
@@ -51,7 +45,8 @@ pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiR
         },
         "status": {"loadBalancer": {}},
     });
-    create_if_absent(store, cache, "/registry/services/default/kubernetes", svc).await?;
+    let key = crate::keys::of("v1", "Service", Some("default"), "kubernetes");
+    create_if_absent(store, cache, &key, svc).await?;
     for obj in crate::auth::bootstrap::bootstrap_objects() {
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
         let name = obj
@@ -59,17 +54,14 @@ pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiR
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let plural = match kind {
-            "ClusterRole" => "clusterroles",
-            "ClusterRoleBinding" => "clusterrolebindings",
-            "Role" => "roles",
-            "RoleBinding" => "rolebindings",
-            _ => continue,
-        };
-        let key = match obj.pointer("/metadata/namespace").and_then(Value::as_str) {
-            Some(ns) => format!("/registry/{plural}/{ns}/{name}"),
-            None => format!("/registry/{plural}/{name}"),
-        };
+        if !matches!(
+            kind,
+            "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"
+        ) {
+            continue;
+        }
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+        let key = crate::keys::of("rbac.authorization.k8s.io/v1", kind, ns, &name);
         reconcile_rbac(store, cache, &key, obj).await?;
     }
     Ok(())

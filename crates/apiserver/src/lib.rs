@@ -8,6 +8,7 @@ pub mod cache;
 pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod keys;
 pub mod kubeconfig;
 pub mod metrics;
 pub mod nonresource;

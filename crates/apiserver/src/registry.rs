@@ -117,12 +117,12 @@ pub async fn follow_crds(
     cache: std::sync::Weak<crate::cache::Cache>,
     registry: std::sync::Weak<Registry>,
 ) {
-    const PREFIX: &str = "/registry/customresourcedefinitions/";
+    let prefix = crate::keys::prefix("apiextensions.k8s.io/v1", "CustomResourceDefinition");
     loop {
         let (Some(c), Some(r)) = (cache.upgrade(), registry.upgrade()) else {
             return;
         };
-        let Ok(start) = c.watch("customresourcedefinitions", PREFIX, None, None) else {
+        let Ok(start) = c.watch("customresourcedefinitions", &prefix, None, None) else {
             return;
         };
         let mut live = start.live;
@@ -139,7 +139,10 @@ pub async fn follow_crds(
 }
 
 async fn refresh(store: &dyn store::Store, cache: &crate::cache::Cache, registry: &Registry) {
-    let (_, entries) = cache.objects("/registry/customresourcedefinitions/");
+    let (_, entries) = cache.objects(&crate::keys::prefix(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+    ));
     let crds: Vec<Value> = entries.iter().filter_map(|e| e.value().ok()).collect();
     registry.rebuild(&crds);
     for crd in &crds {
@@ -164,7 +167,12 @@ async fn establish(store: &dyn store::Store, crd: &Value) {
     let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
         return;
     };
-    let key = format!("/registry/customresourcedefinitions/{name}");
+    let key = crate::keys::of(
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        None,
+        name,
+    );
     let Ok(Some(kv)) = store.get(&key, None).await else {
         return;
     };

@@ -353,17 +353,18 @@ struct Binding {
 }
 
 fn resolve_binding(api: &Api, ns: &str, account: &str, r: &BoundObjectRef) -> ApiResult<Binding> {
-    let get = |plural: &str, namespace: Option<&str>| -> ApiResult<Value> {
+    let get = |kind: &str, namespace: Option<&str>| -> ApiResult<Value> {
         if r.name.is_empty() {
             return Err(ApiError::BadRequest("Name parameter required.".into()));
         }
-        let key = match namespace {
-            Some(ns) => format!("/registry/{plural}/{ns}/{}", r.name),
-            None => format!("/registry/{plural}/{}", r.name),
-        };
+        let key = crate::keys::of("v1", kind, namespace, &r.name);
         api.cache
             .get(&key)
-            .ok_or_else(|| ApiError::not_found("", plural, &r.name))?
+            .ok_or_else(|| {
+                let plural = apimachinery::resources::builtin_by_kind("v1", kind)
+                    .map_or(kind, |res| &res.plural);
+                ApiError::not_found("", plural, &r.name)
+            })?
             .value()
     };
     let mut binding = Binding {
@@ -373,7 +374,7 @@ fn resolve_binding(api: &Api, ns: &str, account: &str, r: &BoundObjectRef) -> Ap
     };
     let uid = match (r.group(), r.kind.as_str()) {
         ("", "Pod") => {
-            let pod = get("pods", Some(ns))?;
+            let pod = get("Pod", Some(ns))?;
             if crate::auth::graph::pod_service_account(&pod) != account {
                 return Err(ApiError::BadRequest(format!(
                     "cannot bind token for serviceaccount {account:?} to pod running with different serviceaccount name."
@@ -385,7 +386,7 @@ fn resolve_binding(api: &Api, ns: &str, account: &str, r: &BoundObjectRef) -> Ap
                 // A missing node still gives the token its name.
                 let node_uid = api
                     .cache
-                    .get(&format!("/registry/nodes/{node}"))
+                    .get(&crate::keys::node(node))
                     .and_then(|e| e.value().ok())
                     .map(|n| uid_of(&n))
                     .unwrap_or_default();
@@ -395,12 +396,12 @@ fn resolve_binding(api: &Api, ns: &str, account: &str, r: &BoundObjectRef) -> Ap
             uid
         }
         ("", "Node") => {
-            let uid = uid_of(&get("nodes", None)?);
+            let uid = uid_of(&get("Node", None)?);
             binding.node = Some((r.name.clone(), uid.clone()));
             uid
         }
         ("", "Secret") => {
-            let uid = uid_of(&get("secrets", Some(ns))?);
+            let uid = uid_of(&get("Secret", Some(ns))?);
             binding.secret = Some((r.name.clone(), uid.clone()));
             uid
         }
@@ -486,7 +487,7 @@ pub async fn service_account_token(api: &Api, call: &Call<'_>) -> ApiResult<Resp
         spec.bound.as_ref(),
         &|pod| {
             api.cache
-                .get(&format!("/registry/pods/{ns}/{pod}"))
+                .get(&crate::keys::pod(ns, pod))
                 .and_then(|e| e.value().ok())
         },
     )?;

@@ -160,7 +160,7 @@ pub async fn check_namespace_usable(api: &Api, call: &Call<'_>) -> ApiResult<()>
         return Ok(());
     };
     api.consistent().await?;
-    let Some(entry) = api.cache.get(&format!("/registry/namespaces/{ns}")) else {
+    let Some(entry) = api.cache.get(&crate::keys::namespace(ns)) else {
         return Err(ApiError::not_found("", "namespaces", ns));
     };
     if entry

@@ -166,13 +166,16 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
         .unwrap_or("")
         .to_string();
     let class = if name.is_empty() {
-        let (_, classes) = api.cache.objects("/registry/priorityclasses/");
+        let (_, classes) = api.cache.objects(&crate::keys::prefix(
+            "scheduling.k8s.io/v1",
+            "PriorityClass",
+        ));
         classes
             .iter()
             .filter_map(|e| e.value().ok())
             .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
     } else {
-        match api.cache.get(&format!("/registry/priorityclasses/{name}")) {
+        match api.cache.get(&crate::keys::priority_class(&name)) {
             Some(e) => Some(e.value()?),
             None => {
                 return Err(ApiError::Forbidden(format!(

@@ -99,9 +99,11 @@ fn covering_budgets(api: &Api, pod: &Value) -> ApiResult<Vec<(String, String)>> 
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let (_, pdbs) = api
-        .cache
-        .objects(&format!("/registry/poddisruptionbudgets/{ns}/"));
+    let (_, pdbs) = api.cache.objects(&crate::keys::in_namespace(
+        "policy/v1",
+        "PodDisruptionBudget",
+        ns,
+    ));
     let mut out = Vec::new();
     for e in pdbs {
         let pdb = e.value()?;
