@@ -23,6 +23,94 @@ pub struct Resource {
     pub subresources: Cow<'static, [&'static str]>,
     /// Verbs allowed on the collection and its objects.
     pub verbs: Cow<'static, [&'static str]>,
+    /// Fields a list or watch may select on besides `metadata.name` and
+    /// `metadata.namespace`, as Kubernetes defines them for the kind.
+    pub fields: &'static [SelectableField],
+}
+
+/// A field selector a kind supports: its name, where the value lives in the
+/// object, and the value an absent field selects as (Kubernetes selects an
+/// absent boolean as `false`, an absent string as the empty string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectableField {
+    pub name: &'static str,
+    pub path: &'static [&'static str],
+    pub absent: &'static str,
+}
+
+const fn field(
+    name: &'static str,
+    path: &'static [&'static str],
+    absent: &'static str,
+) -> SelectableField {
+    SelectableField { name, path, absent }
+}
+
+const POD_FIELDS: &[SelectableField] = &[
+    field("spec.nodeName", &["spec", "nodeName"], ""),
+    field("spec.restartPolicy", &["spec", "restartPolicy"], ""),
+    field("spec.schedulerName", &["spec", "schedulerName"], ""),
+    field(
+        "spec.serviceAccountName",
+        &["spec", "serviceAccountName"],
+        "",
+    ),
+    field("spec.hostNetwork", &["spec", "hostNetwork"], "false"),
+    field("status.phase", &["status", "phase"], ""),
+    field("status.podIP", &["status", "podIP"], ""),
+    field(
+        "status.nominatedNodeName",
+        &["status", "nominatedNodeName"],
+        "",
+    ),
+];
+const EVENT_FIELDS: &[SelectableField] = &[
+    field("involvedObject.kind", &["involvedObject", "kind"], ""),
+    field(
+        "involvedObject.namespace",
+        &["involvedObject", "namespace"],
+        "",
+    ),
+    field("involvedObject.name", &["involvedObject", "name"], ""),
+    field("involvedObject.uid", &["involvedObject", "uid"], ""),
+    field(
+        "involvedObject.apiVersion",
+        &["involvedObject", "apiVersion"],
+        "",
+    ),
+    field(
+        "involvedObject.resourceVersion",
+        &["involvedObject", "resourceVersion"],
+        "",
+    ),
+    field(
+        "involvedObject.fieldPath",
+        &["involvedObject", "fieldPath"],
+        "",
+    ),
+    field("reason", &["reason"], ""),
+    field("reportingComponent", &["reportingComponent"], ""),
+    field("source", &["source", "component"], ""),
+    field("type", &["type"], ""),
+];
+const SECRET_FIELDS: &[SelectableField] = &[field("type", &["type"], "")];
+const NODE_FIELDS: &[SelectableField] = &[field(
+    "spec.unschedulable",
+    &["spec", "unschedulable"],
+    "false",
+)];
+const NAMESPACE_FIELDS: &[SelectableField] = &[field("status.phase", &["status", "phase"], "")];
+const REPLICAS_FIELDS: &[SelectableField] =
+    &[field("status.replicas", &["status", "replicas"], "")];
+const JOB_FIELDS: &[SelectableField] = &[field("status.successful", &["status", "successful"], "")];
+
+/// The selectable fields of the resource stored under `storage` (a key's second
+/// segment); none for unknown resources and custom resources.
+pub fn selectable_fields(storage: &str) -> &'static [SelectableField] {
+    BUILTIN
+        .iter()
+        .find(|r| !r.fields.is_empty() && r.storage_resource() == storage)
+        .map_or(&[], |r| r.fields)
 }
 
 /// Every verb of an ordinary read-write resource.
@@ -108,6 +196,12 @@ fn is_builtin_group(group: &str) -> bool {
 macro_rules! res {
     ($group:literal, $version:literal, $kind:literal, $plural:literal, $singular:literal, $ns:literal,
      short: [$($short:literal),*], cat: [$($cat:literal),*], sub: [$($sub:literal),*], verbs: $verbs:expr) => {
+        res!($group, $version, $kind, $plural, $singular, $ns, short: [$($short),*], cat: [$($cat),*],
+             sub: [$($sub),*], verbs: $verbs, fields: &[])
+    };
+    ($group:literal, $version:literal, $kind:literal, $plural:literal, $singular:literal, $ns:literal,
+     short: [$($short:literal),*], cat: [$($cat:literal),*], sub: [$($sub:literal),*], verbs: $verbs:expr,
+     fields: $fields:expr) => {
         Resource {
             group: Cow::Borrowed($group),
             version: Cow::Borrowed($version),
@@ -119,33 +213,34 @@ macro_rules! res {
             categories: Cow::Borrowed(&[$($cat),*]),
             subresources: Cow::Borrowed(&[$($sub),*]),
             verbs: Cow::Borrowed($verbs),
+            fields: $fields,
         }
     };
 }
 
 /// The built-in resources, in the order discovery lists them.
 pub static BUILTIN: &[Resource] = &[
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, short: ["ns"], cat: [], sub: ["status", "finalize"], verbs: NAMESPACE_VERBS),
-    res!("", "v1", "Pod", "pods", "pod", true, short: ["po"], cat: ["all"], sub: ["status", "binding", "eviction", "log", "exec", "attach", "portforward", "ephemeralcontainers"], verbs: ALL_VERBS),
-    res!("", "v1", "Node", "nodes", "node", false, short: ["no"], cat: [], sub: ["status", "proxy"], verbs: ALL_VERBS),
+    res!("", "v1", "Namespace", "namespaces", "namespace", false, short: ["ns"], cat: [], sub: ["status", "finalize"], verbs: NAMESPACE_VERBS, fields: NAMESPACE_FIELDS),
+    res!("", "v1", "Pod", "pods", "pod", true, short: ["po"], cat: ["all"], sub: ["status", "binding", "eviction", "log", "exec", "attach", "portforward", "ephemeralcontainers"], verbs: ALL_VERBS, fields: POD_FIELDS),
+    res!("", "v1", "Node", "nodes", "node", false, short: ["no"], cat: [], sub: ["status", "proxy"], verbs: ALL_VERBS, fields: NODE_FIELDS),
     res!("", "v1", "Service", "services", "service", true, short: ["svc"], cat: ["all"], sub: ["status", "proxy"], verbs: ALL_VERBS),
     res!("", "v1", "Endpoints", "endpoints", "endpoints", true, short: ["ep"], cat: [], sub: [], verbs: ALL_VERBS),
     res!("", "v1", "ConfigMap", "configmaps", "configmap", true, short: ["cm"], cat: [], sub: [], verbs: ALL_VERBS),
-    res!("", "v1", "Secret", "secrets", "secret", true, short: [], cat: [], sub: [], verbs: ALL_VERBS),
+    res!("", "v1", "Secret", "secrets", "secret", true, short: [], cat: [], sub: [], verbs: ALL_VERBS, fields: SECRET_FIELDS),
     res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, short: ["sa"], cat: [], sub: ["token"], verbs: ALL_VERBS),
-    res!("", "v1", "Event", "events", "event", true, short: ["ev"], cat: [], sub: [], verbs: ALL_VERBS),
+    res!("", "v1", "Event", "events", "event", true, short: ["ev"], cat: [], sub: [], verbs: ALL_VERBS, fields: EVENT_FIELDS),
     res!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, short: ["pv"], cat: [], sub: ["status"], verbs: ALL_VERBS),
     res!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, short: ["pvc"], cat: [], sub: ["status"], verbs: ALL_VERBS),
     res!("", "v1", "LimitRange", "limitranges", "limitrange", true, short: ["limits"], cat: [], sub: [], verbs: ALL_VERBS),
     res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, short: ["quota"], cat: [], sub: ["status"], verbs: ALL_VERBS),
-    res!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, short: ["rc"], cat: ["all"], sub: ["status", "scale"], verbs: ALL_VERBS),
+    res!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, short: ["rc"], cat: ["all"], sub: ["status", "scale"], verbs: ALL_VERBS, fields: REPLICAS_FIELDS),
     res!("", "v1", "PodTemplate", "podtemplates", "podtemplate", true, short: [], cat: [], sub: [], verbs: ALL_VERBS),
     res!("apps", "v1", "Deployment", "deployments", "deployment", true, short: ["deploy"], cat: ["all"], sub: ["status", "scale"], verbs: ALL_VERBS),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, short: ["rs"], cat: ["all"], sub: ["status", "scale"], verbs: ALL_VERBS),
+    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, short: ["rs"], cat: ["all"], sub: ["status", "scale"], verbs: ALL_VERBS, fields: REPLICAS_FIELDS),
     res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, short: ["sts"], cat: ["all"], sub: ["status", "scale"], verbs: ALL_VERBS),
     res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, short: ["ds"], cat: ["all"], sub: ["status"], verbs: ALL_VERBS),
     res!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, short: [], cat: [], sub: [], verbs: ALL_VERBS),
-    res!("batch", "v1", "Job", "jobs", "job", true, short: [], cat: ["all"], sub: ["status"], verbs: ALL_VERBS),
+    res!("batch", "v1", "Job", "jobs", "job", true, short: [], cat: ["all"], sub: ["status"], verbs: ALL_VERBS, fields: JOB_FIELDS),
     res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, short: ["cj"], cat: ["all"], sub: ["status"], verbs: ALL_VERBS),
     res!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, short: ["hpa"], cat: ["all"], sub: ["status"], verbs: ALL_VERBS),
     res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, short: [], cat: [], sub: [], verbs: ALL_VERBS),
@@ -227,5 +322,30 @@ mod tests {
             }
         }
         assert_eq!(builtin_group_versions()[0], ("", "v1"));
+    }
+
+    #[test]
+    fn selectable_fields_come_from_the_table() {
+        let pods: Vec<&str> = selectable_fields("pods").iter().map(|f| f.name).collect();
+        assert!(pods.contains(&"spec.nodeName") && pods.contains(&"status.phase"));
+        assert_eq!(selectable_fields("configmaps"), &[]);
+        assert_eq!(selectable_fields("widgets.example.com"), &[]);
+        // Core events select on involvedObject; events.k8s.io's are stored apart.
+        assert!(
+            selectable_fields("events")
+                .iter()
+                .any(|f| f.name == "involvedObject.name")
+        );
+        for r in BUILTIN {
+            for f in r.fields {
+                let joined = f.path.join(".");
+                assert!(
+                    joined == f.name || f.name == "source",
+                    "{}: {joined}",
+                    f.name
+                );
+                assert!(matches!(f.absent, "" | "false"), "{}", f.name);
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use apimachinery::resources::SelectableField;
 use bytes::Bytes;
 use futures::StreamExt;
 use serde_json::Value;
@@ -515,17 +516,18 @@ pub fn resource_of(key: &str) -> &str {
 /// not take the server down.
 fn ingest(kv: &KeyValue, rev: Revision) -> Option<Entry> {
     if let Some(json) = crate::stored::stamp(&kv.value, rev) {
-        let (names, paths) = selectable_paths(resource_of(&kv.key));
-        if let Some(found) = crate::stored::extract(&json, paths, names.len()) {
+        let sel = selectable(resource_of(&kv.key));
+        if let Some(found) = crate::stored::extract(&json, &sel.paths, sel.names.len()) {
             return Some(Entry {
                 key: kv.key.clone(),
                 json,
                 mod_revision: rev,
                 labels: found.labels,
-                fields: names
+                fields: sel
+                    .fields
                     .iter()
                     .zip(found.values)
-                    .map(|(name, v)| (*name, v.unwrap_or_else(|| absent_field(name).into())))
+                    .map(|(f, v)| (f.name, v.unwrap_or_else(|| f.absent.into())))
                     .collect(),
             });
         }
@@ -540,41 +542,51 @@ fn ingest(kv: &KeyValue, rev: Revision) -> Option<Entry> {
     Some(entry_from(kv.key.clone(), &mut value, rev))
 }
 
-/// The selectable field names of a resource (metadata.name and .namespace first)
-/// and the tree of paths that extracts them, built once per resource.
-fn selectable_paths(resource: &str) -> &'static (Vec<&'static str>, crate::stored::Paths) {
-    static PATHS: OnceLock<HashMap<&'static str, (Vec<&'static str>, crate::stored::Paths)>> =
-        OnceLock::new();
-    let all = PATHS.get_or_init(|| {
-        [
-            "",
-            "pods",
-            "events",
-            "secrets",
-            "nodes",
-            "namespaces",
-            "replicasets",
-            "replicationcontrollers",
-            "jobs",
-        ]
-        .into_iter()
-        .map(|r| {
-            let names = selectable_names(r);
-            let paths: Vec<Vec<&'static str>> = names.iter().map(|n| field_path(n)).collect();
-            (r, (names, crate::stored::Paths::new(&paths)))
-        })
-        .collect()
-    });
-    all.get(resource).unwrap_or(&all[""])
+/// What the watch cache extracts from each object of one resource for field
+/// selectors: `metadata.name`, `metadata.namespace`, then the fields the resource
+/// table declares for the kind (`Resource::fields`).
+struct Selectable {
+    fields: Vec<SelectableField>,
+    names: Vec<&'static str>,
+    paths: crate::stored::Paths,
 }
 
-/// Kubernetes selects absent booleans as "false" and absent strings as "".
-fn absent_field(name: &str) -> &'static str {
-    if name.ends_with("hostNetwork") || name.ends_with("unschedulable") {
-        "false"
-    } else {
-        ""
-    }
+const META_FIELDS: [SelectableField; 2] = [
+    SelectableField {
+        name: "metadata.name",
+        path: &["metadata", "name"],
+        absent: "",
+    },
+    SelectableField {
+        name: "metadata.namespace",
+        path: &["metadata", "namespace"],
+        absent: "",
+    },
+];
+
+/// The selectable fields of a stored resource, built once per resource from the
+/// resource table.
+fn selectable(resource: &str) -> &'static Selectable {
+    static ALL: OnceLock<HashMap<String, Selectable>> = OnceLock::new();
+    let build = |own: &'static [SelectableField]| {
+        let fields: Vec<SelectableField> = META_FIELDS.iter().chain(own).copied().collect();
+        let paths: Vec<Vec<&'static str>> = fields.iter().map(|f| f.path.to_vec()).collect();
+        Selectable {
+            names: fields.iter().map(|f| f.name).collect(),
+            paths: crate::stored::Paths::new(&paths),
+            fields,
+        }
+    };
+    let all = ALL.get_or_init(|| {
+        let mut all: HashMap<String, Selectable> = apimachinery::resources::BUILTIN
+            .iter()
+            .filter(|r| !r.fields.is_empty())
+            .map(|r| (r.storage_resource(), build(r.fields)))
+            .collect();
+        all.insert(String::new(), build(&[]));
+        all
+    });
+    all.get(resource).unwrap_or(&all[""])
 }
 
 /// Builds an entry from a decoded object, stamping `rev` as its resourceVersion.
@@ -607,73 +619,25 @@ fn restamp(prev: &Entry, rev: Revision) -> Option<Entry> {
     Some(entry_from(prev.key.clone(), &mut v, rev))
 }
 
-/// The field selectors each resource supports beyond metadata.name/namespace,
-/// as Kubernetes defines them.
+/// The field selector names a stored resource supports (metadata.name and
+/// .namespace included).
 pub fn field_names(resource: &str) -> &'static [&'static str] {
-    match resource {
-        "pods" => &[
-            "spec.nodeName",
-            "spec.restartPolicy",
-            "spec.schedulerName",
-            "spec.serviceAccountName",
-            "spec.hostNetwork",
-            "status.phase",
-            "status.podIP",
-            "status.nominatedNodeName",
-        ],
-        "events" => &[
-            "involvedObject.kind",
-            "involvedObject.namespace",
-            "involvedObject.name",
-            "involvedObject.uid",
-            "involvedObject.apiVersion",
-            "involvedObject.resourceVersion",
-            "involvedObject.fieldPath",
-            "reason",
-            "reportingComponent",
-            "source",
-            "type",
-        ],
-        "secrets" => &["type"],
-        "nodes" => &["spec.unschedulable"],
-        "namespaces" => &["status.phase"],
-        "replicasets" | "replicationcontrollers" => &["status.replicas"],
-        "jobs" => &["status.successful"],
-        _ => &[],
-    }
-}
-
-/// metadata.name and .namespace, then the resource's own selectable fields.
-fn selectable_names(resource: &str) -> Vec<&'static str> {
-    ["metadata.name", "metadata.namespace"]
-        .into_iter()
-        .chain(field_names(resource).iter().copied())
-        .collect()
-}
-
-/// Where a selectable field lives in the object; `source` is an event's
-/// `source.component`.
-fn field_path(name: &'static str) -> Vec<&'static str> {
-    match name {
-        "source" => vec!["source", "component"],
-        n => n.split('.').collect(),
-    }
+    &selectable(resource).names
 }
 
 fn selectable_fields(resource: &str, value: &Value) -> Vec<(&'static str, String)> {
-    selectable_names(resource)
-        .into_iter()
-        .map(|name| {
-            let found = field_path(name)
-                .iter()
-                .try_fold(value, |v, step| v.get(step));
+    selectable(resource)
+        .fields
+        .iter()
+        .map(|f| {
+            let found = f.path.iter().try_fold(value, |v, step| v.get(step));
             let text = match found {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),
-                _ => absent_field(name).into(),
+                _ => f.absent.into(),
             };
-            (name, text)
+            (f.name, text)
         })
         .collect()
 }

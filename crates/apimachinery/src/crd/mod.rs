@@ -244,6 +244,7 @@ impl Resource {
             categories: Cow::Owned(v.categories.iter().map(|s| intern(s)).collect()),
             subresources: Cow::Borrowed(subresources),
             verbs: Cow::Borrowed(ALL_VERBS),
+            fields: &[],
         }
     }
 }
