@@ -6,6 +6,7 @@ pub mod crd;
 pub mod cron;
 pub mod decode;
 pub mod defaults;
+pub mod json;
 pub mod patch;
 pub mod quantity;
 pub mod resources;
