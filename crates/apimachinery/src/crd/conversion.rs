@@ -3,21 +3,11 @@
 
 use serde_json::Value;
 
+use crate::json::{array_at, bool_at, str_at, str_opt};
 use crate::validation::{FieldError, Path, is_dns1035_label};
 
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
 pub(crate) fn validate_conversion(conversion: &Value, p: &Path, errs: &mut Vec<FieldError>) {
-    let strategy = text(conversion, "strategy");
+    let strategy = str_at(conversion, "strategy");
     match strategy {
         "" => errs.push(FieldError::required(p.child("strategy"), "")),
         "None" | "Webhook" => {}
@@ -29,7 +19,7 @@ pub(crate) fn validate_conversion(conversion: &Value, p: &Path, errs: &mut Vec<F
     }
     let webhook = conversion.get("webhook").unwrap_or(&Value::Null);
     let config = webhook.get("clientConfig").filter(|c| !c.is_null());
-    let review_versions = list(webhook, "conversionReviewVersions");
+    let review_versions = array_at(webhook, "conversionReviewVersions");
     if strategy != "Webhook" {
         let detail = "should not be set when strategy is not set to Webhook";
         if config.is_some() {
@@ -53,7 +43,7 @@ pub(crate) fn validate_conversion(conversion: &Value, p: &Path, errs: &mut Vec<F
             "required when strategy is set to Webhook",
         )),
         Some(c) => match (
-            c.get("url").and_then(Value::as_str),
+            str_opt(c, "url"),
             c.get("service").filter(|s| s.is_object()),
         ) {
             (Some(url), None) => {
@@ -68,7 +58,7 @@ pub(crate) fn validate_conversion(conversion: &Value, p: &Path, errs: &mut Vec<F
             }
             (None, Some(service)) => {
                 for key in ["name", "namespace"] {
-                    if text(service, key).is_empty() {
+                    if str_at(service, key).is_empty() {
                         errs.push(FieldError::required(
                             cp.child("service").child(key),
                             format!("service {key} is required"),
@@ -127,9 +117,8 @@ pub(crate) fn validate_stored_versions(
         return;
     }
     for v in versions {
-        let name = text(v, "name");
-        if v.get("storage").and_then(Value::as_bool) == Some(true) && !stored_names.contains(&name)
-        {
+        let name = str_at(v, "name");
+        if bool_at(v, "storage") && !stored_names.contains(&name) {
             let detail = format!("must have the storage version {name}");
             errs.push(FieldError::invalid(
                 &p,
@@ -139,7 +128,7 @@ pub(crate) fn validate_stored_versions(
         }
     }
     for (i, name) in stored_names.iter().enumerate() {
-        if !versions.iter().any(|v| text(v, "name") == *name) {
+        if !versions.iter().any(|v| str_at(v, "name") == *name) {
             let detail = format!(
                 "missing from spec.versions; {name} was previously a storage version, and must remain in spec.versions until a storage migration ensures no data remains persisted in {name} and removes {name} from status.storedVersions"
             );

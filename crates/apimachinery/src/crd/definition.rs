@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::conversion::{validate_conversion, validate_stored_versions};
 use super::jsonpath::validate_simple_json_path;
 use super::schema_rules::validate_schema;
+use crate::json::{array_at, child, str_at};
 use crate::validation::{FieldError, Path, is_dns1035_label, is_dns1123_subdomain};
 
 const PRINTER_COLUMN_TYPES: &str = "boolean,date,integer,number,string";
@@ -26,17 +27,6 @@ const PRINTER_COLUMN_FORMATS: &[&str] = &[
     "password",
 ];
 const APPROVAL_ANNOTATION: &str = "api-approved.kubernetes.io";
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
 
 /// Fills in what `apiextensions.k8s.io/v1` defaults: `names.singular` (the lower-case
 /// kind), `names.listKind` (`<Kind>List`), `conversion.strategy: None`, a conversion
@@ -82,7 +72,7 @@ pub fn default_crd(crd: &mut Value) {
         .into_iter()
         .flatten()
         .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .map(|v| text(v, "name").to_string());
+        .map(|v| str_at(v, "name").to_string());
     let Some(obj) = crd.as_object_mut() else {
         return;
     };
@@ -117,8 +107,8 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
             .unwrap_or_default();
         let wanted = format!(
             "{}.{}",
-            text(text_obj(spec, "names"), "plural"),
-            text(spec, "group")
+            str_at(child(spec, "names"), "plural"),
+            str_at(spec, "group")
         );
         if !name.is_empty() && name != wanted {
             errs.push(FieldError::invalid(
@@ -154,12 +144,12 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     }
     let status = crd.get("status").unwrap_or(&Value::Null);
     validate_names(
-        text_obj(status, "acceptedNames"),
+        child(status, "acceptedNames"),
         &Path::new("status").child("acceptedNames"),
         &mut errs,
     );
     if let Some(stored) = status.get("storedVersions").and_then(Value::as_array) {
-        validate_stored_versions(stored, list(spec, "versions"), &mut errs);
+        validate_stored_versions(stored, array_at(spec, "versions"), &mut errs);
     }
     validate_approval(crd, old, &mut errs);
     let preserves = |c: &Value| {
@@ -177,16 +167,12 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     errs
 }
 
-fn text_obj<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key).unwrap_or(&Value::Null)
-}
-
 fn is_established(crd: &Value) -> bool {
     crd.pointer("/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|c| text(c, "type") == "Established" && text(c, "status") == "True")
+        .any(|c| str_at(c, "type") == "Established" && str_at(c, "status") == "True")
 }
 
 /// Whether every version has the same value at `key`; absent and empty lists count as equal
@@ -203,7 +189,7 @@ fn identical(versions: &[Value], key: &str) -> bool {
 
 fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
     let p = Path::new("spec");
-    let group = text(spec, "group");
+    let group = str_at(spec, "group");
     if group.is_empty() {
         errs.push(FieldError::required(p.child("group"), ""));
     } else if let problems @ [_, ..] = is_dns1123_subdomain(group).as_slice() {
@@ -219,7 +205,7 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
             "should be a domain with at least one dot",
         ));
     }
-    match text(spec, "scope") {
+    match str_at(spec, "scope") {
         "" => errs.push(FieldError::required(p.child("scope"), "")),
         "Cluster" | "Namespaced" => {}
         other => errs.push(FieldError::not_supported(
@@ -228,7 +214,7 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
             &["Cluster", "Namespaced"],
         )),
     }
-    let versions = list(spec, "versions");
+    let versions = array_at(spec, "versions");
     let vp = p.child("versions");
     for (i, v) in versions.iter().enumerate() {
         if v.pointer("/schema/openAPIV3Schema")
@@ -264,8 +250,8 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
     for (i, v) in versions.iter().enumerate() {
         let at = vp.index(i);
         storage += usize::from(v.get("storage").and_then(Value::as_bool) == Some(true));
-        let name = text(v, "name");
-        unique &= !versions[..i].iter().any(|o| text(o, "name") == name);
+        let name = str_at(v, "name");
+        unique &= !versions[..i].iter().any(|o| str_at(o, "name") == name);
         if let problems @ [_, ..] = is_dns1035_label(name).as_slice() {
             errs.push(FieldError::invalid(
                 at.child("name"),
@@ -278,11 +264,11 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
             errs.extend(validate_schema(schema, &at.child("schema"), status_on(v)));
         }
         if !same_subresources {
-            validate_subresources(text_obj(v, "subresources"), &at.child("subresources"), errs);
+            validate_subresources(child(v, "subresources"), &at.child("subresources"), errs);
         }
         if !same_columns {
             validate_columns(
-                list(v, "additionalPrinterColumns"),
+                array_at(v, "additionalPrinterColumns"),
                 &at.child("additionalPrinterColumns"),
                 errs,
             );
@@ -303,7 +289,7 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
         ));
     }
     if let Some(first) = versions.first() {
-        let name = text(first, "name");
+        let name = str_at(first, "name");
         if let problems @ [_, ..] = is_dns1035_label(name).as_slice() {
             errs.push(FieldError::invalid(
                 p.child("version"),
@@ -312,9 +298,9 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
             ));
         }
     }
-    let names = text_obj(spec, "names");
+    let names = child(spec, "names");
     for key in ["plural", "singular", "kind", "listKind"] {
-        if text(names, key).is_empty() {
+        if str_at(names, key).is_empty() {
             errs.push(FieldError::required(p.child("names").child(key), ""));
         }
     }
@@ -329,22 +315,18 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
         ));
     }
     if let (true, Some(first)) = (same_subresources, versions.first()) {
-        validate_subresources(
-            text_obj(first, "subresources"),
-            &p.child("subresources"),
-            errs,
-        );
+        validate_subresources(child(first, "subresources"), &p.child("subresources"), errs);
     }
     if let (true, Some(first)) = (same_columns, versions.first()) {
         validate_columns(
-            list(first, "additionalPrinterColumns"),
+            array_at(first, "additionalPrinterColumns"),
             &p.child("additionalPrinterColumns"),
             errs,
         );
     }
     if let Some(conversion) = spec.get("conversion").filter(|c| !c.is_null()) {
-        if preserve_unknown && text(conversion, "strategy") != "None" {
-            let strategy = text(conversion, "strategy");
+        if preserve_unknown && str_at(conversion, "strategy") != "None" {
+            let strategy = str_at(conversion, "strategy");
             let detail = "must be None if spec.preserveUnknownFields is true";
             errs.push(FieldError::invalid(
                 p.child("conversion").child("strategy"),
@@ -369,14 +351,14 @@ fn has_defaults(schema: Option<&Value>) -> bool {
 /// `ValidateCustomResourceDefinitionNames`, for `spec.names` and `status.acceptedNames`.
 fn validate_names(names: &Value, p: &Path, errs: &mut Vec<FieldError>) {
     for key in ["plural", "singular"] {
-        let value = text(names, key);
+        let value = str_at(names, key);
         if let (false, problems @ [_, ..]) = (value.is_empty(), is_dns1035_label(value).as_slice())
         {
             errs.push(FieldError::invalid(p.child(key), value, problems.join(",")));
         }
     }
     for key in ["kind", "listKind"] {
-        let value = text(names, key);
+        let value = str_at(names, key);
         let lower = value.to_lowercase();
         if let (false, problems @ [_, ..]) = (value.is_empty(), is_dns1035_label(&lower).as_slice())
         {
@@ -388,7 +370,7 @@ fn validate_names(names: &Value, p: &Path, errs: &mut Vec<FieldError>) {
         }
     }
     for key in ["shortNames", "categories"] {
-        for (i, v) in list(names, key).iter().enumerate() {
+        for (i, v) in array_at(names, key).iter().enumerate() {
             let value = v.as_str().unwrap_or_default();
             if let problems @ [_, ..] = is_dns1035_label(value).as_slice() {
                 errs.push(FieldError::invalid(
@@ -399,8 +381,8 @@ fn validate_names(names: &Value, p: &Path, errs: &mut Vec<FieldError>) {
             }
         }
     }
-    let kind = text(names, "kind");
-    if !kind.is_empty() && kind == text(names, "listKind") {
+    let kind = str_at(names, "kind");
+    if !kind.is_empty() && kind == str_at(names, "listKind") {
         errs.push(FieldError::invalid(
             p.child("listKind"),
             kind,
@@ -458,7 +440,7 @@ fn validate_subresources(sub: &Value, p: &Path, errs: &mut Vec<FieldError>) {
     ];
     for (key, required, prefixes, detail) in rules {
         let field = format!("{p}.scale.{key}");
-        let path = text(scale, key);
+        let path = str_at(scale, key);
         if path.is_empty() {
             if required {
                 errs.push(FieldError::required(&field, ""));
@@ -477,21 +459,21 @@ fn validate_subresources(sub: &Value, p: &Path, errs: &mut Vec<FieldError>) {
 fn validate_columns(columns: &[Value], p: &Path, errs: &mut Vec<FieldError>) {
     for (i, c) in columns.iter().enumerate() {
         let at = p.index(i);
-        if text(c, "name").is_empty() {
+        if str_at(c, "name").is_empty() {
             errs.push(FieldError::required(at.child("name"), ""));
         }
         let types = format!("must be one of {PRINTER_COLUMN_TYPES}");
-        match text(c, "type") {
+        match str_at(c, "type") {
             "" => errs.push(FieldError::required(at.child("type"), types)),
             t if PRINTER_COLUMN_TYPES.split(',').any(|ok| ok == t) => {}
             t => errs.push(FieldError::invalid(at.child("type"), t, types)),
         }
-        let format = text(c, "format");
+        let format = str_at(c, "format");
         if !format.is_empty() && !PRINTER_COLUMN_FORMATS.contains(&format) {
             let detail = format!("must be one of {}", PRINTER_COLUMN_FORMATS.join(","));
             errs.push(FieldError::invalid(at.child("format"), format, detail));
         }
-        let path = text(c, "jsonPath");
+        let path = str_at(c, "jsonPath");
         let field = at.child("JSONPath");
         if path.is_empty() {
             errs.push(FieldError::required(&field, ""));

@@ -3,23 +3,12 @@
 
 use serde_json::Value;
 
+use crate::json::{array_at, bool_at, has, str_at, str_opt};
 use crate::validation::{FieldError, Path};
-
-fn text<'a>(s: &'a Value, key: &str) -> &'a str {
-    s.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn flag(s: &Value, key: &str) -> bool {
-    s.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn present(s: &Value, key: &str) -> bool {
-    s.get(key).is_some_and(|v| !v.is_null())
-}
 
 /// The `x-kubernetes-*` extensions: map and list types, map keys, validation rules.
 pub(crate) fn extensions(s: &Value, p: &Path, errs: &mut Vec<FieldError>) {
-    let ty = text(s, "type");
+    let ty = str_at(s, "type");
     if s.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(false)) {
         let field = p.child("x-kubernetes-preserve-unknown-fields");
         errs.push(FieldError::invalid(
@@ -74,11 +63,8 @@ pub(crate) fn extensions(s: &Value, p: &Path, errs: &mut Vec<FieldError>) {
             ));
         }
     }
-    let keys: Vec<&str> = s
-        .get("x-kubernetes-list-map-keys")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let keys: Vec<&str> = array_at(s, "x-kubernetes-list-map-keys")
+        .iter()
         .map(|k| k.as_str().unwrap_or_default())
         .collect();
     let keys_value = s
@@ -112,7 +98,7 @@ pub(crate) fn extensions(s: &Value, p: &Path, errs: &mut Vec<FieldError>) {
 /// `validateMapListKeysMapSet`: items of sets and maps, and map keys, are never null and
 /// map keys always have a value.
 fn list_items(items: &Value, list_type: &str, keys: &[&str], p: &Path, errs: &mut Vec<FieldError>) {
-    if flag(items, "nullable") {
+    if bool_at(items, "nullable") {
         let detail = format!("cannot be nullable when x-kubernetes-list-type is {list_type}");
         errs.push(FieldError::forbidden(
             p.child("items").child("nullable"),
@@ -122,11 +108,8 @@ fn list_items(items: &Value, list_type: &str, keys: &[&str], p: &Path, errs: &mu
     if list_type != "map" {
         return;
     }
-    let required: Vec<&str> = items
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let required: Vec<&str> = array_at(items, "required")
+        .iter()
         .filter_map(Value::as_str)
         .collect();
     for k in keys {
@@ -134,11 +117,11 @@ fn list_items(items: &Value, list_type: &str, keys: &[&str], p: &Path, errs: &mu
             continue;
         };
         let key_path = p.child("items").child("properties").key(k);
-        if !required.contains(k) && !present(prop, "default") {
+        if !required.contains(k) && !has(prop, "default") {
             let detail = "this property is in x-kubernetes-list-map-keys, so it must have a default or be a required property";
             errs.push(FieldError::required(key_path.child("default"), detail));
         }
-        if flag(prop, "nullable") {
+        if bool_at(prop, "nullable") {
             let detail = "this property is in x-kubernetes-list-map-keys, so it cannot be nullable";
             errs.push(FieldError::forbidden(key_path.child("nullable"), detail));
         }
@@ -147,7 +130,7 @@ fn list_items(items: &Value, list_type: &str, keys: &[&str], p: &Path, errs: &mu
 
 fn atomic_set_items(items: &Value, p: &Path, errs: &mut Vec<FieldError>) {
     let detail = "must be atomic as item of a list with x-kubernetes-list-type=set";
-    match text(items, "type") {
+    match str_at(items, "type") {
         "array" => {
             if let Some(lt) = items
                 .get("x-kubernetes-list-type")
@@ -160,9 +143,7 @@ fn atomic_set_items(items: &Value, p: &Path, errs: &mut Vec<FieldError>) {
                 ));
             }
         }
-        "object"
-            if items.get("x-kubernetes-map-type").and_then(Value::as_str) != Some("atomic") =>
-        {
+        "object" if str_opt(items, "x-kubernetes-map-type") != Some("atomic") => {
             // Kubernetes shows the items' list type here, which an object does not have.
             let shown = items
                 .get("x-kubernetes-list-type")
@@ -205,7 +186,7 @@ fn list_map(
         _ => {}
     }
     let Some(items) = items else { return };
-    let item_type = text(items, "type");
+    let item_type = str_at(items, "type");
     if item_type != "object" {
         let detail = "must be object if parent array's x-kubernetes-list-type is map";
         errs.push(FieldError::invalid(
@@ -219,7 +200,7 @@ fn list_map(
     for (i, k) in keys.iter().enumerate() {
         match props.and_then(|ps| ps.get(*k)) {
             Some(prop) => {
-                if matches!(text(prop, "type"), "array" | "object") {
+                if matches!(str_at(prop, "type"), "array" | "object") {
                     // Kubernetes shows the item's type here, not the key's.
                     let detail =
                         "must be a scalar type if parent array's x-kubernetes-list-type is map";
@@ -255,12 +236,9 @@ fn rules(s: &Value, p: &Path, errs: &mut Vec<FieldError>) {
         "FieldValueInvalid",
         "FieldValueRequired",
     ];
-    let Some(list) = s.get("x-kubernetes-validations").and_then(Value::as_array) else {
-        return;
-    };
-    for (i, r) in list.iter().enumerate() {
+    for (i, r) in array_at(s, "x-kubernetes-validations").iter().enumerate() {
         let at = p.child("x-kubernetes-validations").index(i);
-        let (rule, message) = (text(r, "rule"), text(r, "message"));
+        let (rule, message) = (str_at(r, "rule"), str_at(r, "message"));
         if rule.trim().is_empty() {
             errs.push(FieldError::required(
                 at.child("rule"),
@@ -282,12 +260,12 @@ fn rules(s: &Value, p: &Path, errs: &mut Vec<FieldError>) {
             let detail = "message must be specified if rule contains line breaks";
             errs.push(FieldError::required(at.child("message"), detail));
         }
-        let expr = text(r, "messageExpression");
+        let expr = str_at(r, "messageExpression");
         if !expr.is_empty() && expr.trim().is_empty() {
             let detail = "messageExpression must be non-empty if specified";
             errs.push(FieldError::required(at.child("messageExpression"), detail));
         }
-        if let Some(reason) = r.get("reason").and_then(Value::as_str)
+        if let Some(reason) = str_opt(r, "reason")
             && !REASONS.contains(&reason)
         {
             errs.push(FieldError::not_supported(
@@ -296,7 +274,7 @@ fn rules(s: &Value, p: &Path, errs: &mut Vec<FieldError>) {
                 REASONS,
             ));
         }
-        let field_path = text(r, "fieldPath");
+        let field_path = str_at(r, "fieldPath");
         if !field_path.is_empty() && field_path.trim().is_empty() {
             errs.push(FieldError::invalid(
                 at.child("fieldPath"),

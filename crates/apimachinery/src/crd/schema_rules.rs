@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::schema_extensions::extensions;
 use super::structural_rules::{default_errors, structural_errors};
+use crate::json::{array_at, bool_at, entries_at, has, object_at, str_at};
 use crate::validation::{FieldError, Path};
 
 const TYPES: &[&str] = &["array", "boolean", "integer", "number", "object", "string"];
@@ -61,18 +62,6 @@ const ROOT_KEYWORDS: &[(&str, bool)] = &[
 ];
 const ROOT_ALLOWED_NAMES: &str = "[Description Type Format Title Maximum ExclusiveMaximum Minimum ExclusiveMinimum MaxLength MinLength Pattern MaxItems MinItems UniqueItems MultipleOf Required Items Properties ExternalDocs Example XPreserveUnknownFields XValidations]";
 
-fn text<'a>(s: &'a Value, key: &str) -> &'a str {
-    s.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn flag(s: &Value, key: &str) -> bool {
-    s.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn present(s: &Value, key: &str) -> bool {
-    s.get(key).is_some_and(|v| !v.is_null())
-}
-
 fn non_empty(s: &Value, key: &str) -> bool {
     match s.get(key) {
         Some(Value::Array(a)) => !a.is_empty(),
@@ -96,7 +85,7 @@ pub(crate) fn validate_schema(
     if status_enabled {
         status_root(schema, &p, &mut errs);
     }
-    if flag(schema, "nullable") {
+    if bool_at(schema, "nullable") {
         errs.push(FieldError::forbidden(
             p.child("nullable"),
             "nullable cannot be true at the root",
@@ -135,7 +124,7 @@ fn status_root(schema: &Value, p: &Path, errs: &mut Vec<FieldError>) {
             continue;
         }
         if *key == "type" {
-            let ty = text(schema, "type");
+            let ty = str_at(schema, "type");
             if ty != "object" {
                 let detail = "only \"object\" is allowed as the type at the root of the schema if the status subresource is enabled";
                 errs.push(FieldError::invalid(p.child("type"), ty, detail));
@@ -169,7 +158,7 @@ fn unsupported(s: &Value) -> Option<String> {
     .into_iter()
     .find(|(key, _)| non_empty(s, key))
     .map(|(_, name)| name)
-    .or_else(|| present(s, "additionalItems").then_some("additionalItems"));
+    .or_else(|| has(s, "additionalItems").then_some("additionalItems"));
     if let Some(name) = keyword {
         return Some(format!("OpenAPIV3Schema '{name}' is not supported"));
     }
@@ -195,12 +184,7 @@ fn unsupported(s: &Value) -> Option<String> {
     let children = s
         .get("items")
         .into_iter()
-        .chain(
-            s.get("properties")
-                .and_then(Value::as_object)
-                .into_iter()
-                .flat_map(|m| m.values()),
-        )
+        .chain(entries_at(s, "properties").map(|(_, v)| v))
         .chain(s.get("additionalProperties"));
     children.into_iter().find_map(unsupported)
 }
@@ -220,12 +204,12 @@ fn keywords(s: &Value, p: &Path, rules: &Rules, root: bool, errs: &mut Vec<Field
         return;
     }
     basics(s, p, rules, errs);
-    if flag(s, "uniqueItems") {
+    if bool_at(s, "uniqueItems") {
         let detail =
             "uniqueItems cannot be set to true since the runtime complexity becomes quadratic";
         errs.push(FieldError::forbidden(p.child("uniqueItems"), detail));
     }
-    let embedded = flag(s, "x-kubernetes-embedded-resource");
+    let embedded = bool_at(s, "x-kubernetes-embedded-resource");
     if let Some(additional) = s.get("additionalProperties").filter(|a| !a.is_null()) {
         let restricts = !matches!(additional, Value::Bool(true));
         if non_empty(s, "properties") && restricts {
@@ -248,7 +232,7 @@ fn keywords(s: &Value, p: &Path, rules: &Rules, root: bool, errs: &mut Vec<Field
             errs,
         );
     }
-    if let Some(props) = s.get("properties").and_then(Value::as_object) {
+    if let Some(props) = object_at(s, "properties") {
         for (k, v) in props {
             let mut sub = rules.clone();
             if (root || embedded) && META_FIELDS.contains(&k.as_str()) {
@@ -264,18 +248,12 @@ fn keywords(s: &Value, p: &Path, rules: &Rules, root: bool, errs: &mut Vec<Field
         keywords(not, &p.child("not"), rules, false, errs);
     }
     for key in ["allOf", "oneOf", "anyOf"] {
-        for (i, x) in s
-            .get(key)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, x) in array_at(s, key).iter().enumerate() {
             keywords(x, &p.child(key).index(i), rules, false, errs);
         }
     }
     for key in ["definitions", "dependencies"] {
-        for (k, x) in s.get(key).and_then(Value::as_object).into_iter().flatten() {
+        for (k, x) in entries_at(s, key) {
             keywords(x, &p.child(key).key(k), rules, false, errs);
         }
     }
@@ -293,11 +271,11 @@ fn keywords(s: &Value, p: &Path, rules: &Rules, root: bool, errs: &mut Vec<Field
 
 /// `specStandardValidatorV3.validate`: keywords a CRD may not use at all.
 fn basics(s: &Value, p: &Path, rules: &Rules, errs: &mut Vec<FieldError>) {
-    let ty = text(s, "type");
+    let ty = str_at(s, "type");
     if !ty.is_empty() && !TYPES.contains(&ty) {
         errs.push(FieldError::not_supported(p.child("type"), ty, TYPES));
     }
-    if let (true, Some(why)) = (present(s, "default"), &rules.forbid_defaults) {
+    if let (true, Some(why)) = (has(s, "default"), &rules.forbid_defaults) {
         errs.push(FieldError::forbidden(
             p.child("default"),
             format!("must not be set {why}"),
@@ -305,11 +283,11 @@ fn basics(s: &Value, p: &Path, rules: &Rules, errs: &mut Vec<FieldError>) {
     }
     let unsupported = [
         ("id", non_empty(s, "id")),
-        ("additionalItems", present(s, "additionalItems")),
+        ("additionalItems", has(s, "additionalItems")),
         ("patternProperties", non_empty(s, "patternProperties")),
         ("definitions", non_empty(s, "definitions")),
-        ("dependencies", present(s, "dependencies")),
-        ("$ref", present(s, "$ref")),
+        ("dependencies", has(s, "dependencies")),
+        ("$ref", has(s, "$ref")),
     ];
     for (key, set) in unsupported {
         if set {
@@ -327,7 +305,7 @@ fn basics(s: &Value, p: &Path, rules: &Rules, errs: &mut Vec<FieldError>) {
         let detail = "items must be a schema object and not an array";
         errs.push(FieldError::forbidden(p.child("items"), detail));
     }
-    if rules.inside_meta && flag(s, "x-kubernetes-embedded-resource") {
+    if rules.inside_meta && bool_at(s, "x-kubernetes-embedded-resource") {
         let detail = "must not be used inside of resource meta";
         errs.push(FieldError::forbidden(
             p.child("x-kubernetes-embedded-resource"),

@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::openapi::Validator;
 use super::structural::{Pattern, Structural};
+use crate::json::{array_at, bool_at, entries_at, has, str_at};
 use crate::validation::{FieldError, Path};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -15,32 +16,6 @@ enum Level {
 }
 
 const META_FIELDS: &[&str] = &["apiVersion", "kind", "metadata"];
-
-fn text<'a>(s: &'a Value, key: &str) -> &'a str {
-    s.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn flag(s: &Value, key: &str) -> bool {
-    s.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn present(s: &Value, key: &str) -> bool {
-    s.get(key).is_some_and(|v| !v.is_null())
-}
-
-fn fields(s: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    s.get("properties")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-}
-
-fn schemas<'a>(s: &'a Value, key: &str) -> &'a [Value] {
-    s.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
 
 /// The structural errors of a root schema, sorted by message as Kubernetes sorts them.
 pub(crate) fn structural_errors(schema: &Value, p: &Path) -> Vec<FieldError> {
@@ -60,7 +35,7 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
     if !s.is_object() {
         return;
     }
-    let ty = text(s, "type");
+    let ty = str_at(s, "type");
     let items = s.get("items").filter(|i| i.is_object());
     if ty == "array" && items.is_none() {
         errs.push(FieldError::required(p.child("items"), "must be specified"));
@@ -68,7 +43,7 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
     if let Some(items) = items {
         invariants(items, Level::Item, &p.child("items"), errs);
     }
-    for (k, v) in fields(s) {
+    for (k, v) in entries_at(s, "properties") {
         invariants(v, Level::Field, &p.child("properties").key(k), errs);
     }
     let additional = s
@@ -90,9 +65,9 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
             );
         }
     }
-    let int_or_string = flag(s, "x-kubernetes-int-or-string");
-    let preserve = flag(s, "x-kubernetes-preserve-unknown-fields");
-    let embedded = flag(s, "x-kubernetes-embedded-resource");
+    let int_or_string = bool_at(s, "x-kubernetes-int-or-string");
+    let preserve = bool_at(s, "x-kubernetes-preserve-unknown-fields");
+    let embedded = bool_at(s, "x-kubernetes-embedded-resource");
     let incompatible = "must be false if x-kubernetes-int-or-string is true";
     if int_or_string && preserve {
         errs.push(FieldError::invalid(
@@ -108,7 +83,7 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
             incompatible,
         ));
     }
-    let first_all_of_is_int_or_string = schemas(s, "allOf")
+    let first_all_of_is_int_or_string = array_at(s, "allOf")
         .first()
         .is_some_and(is_int_or_string_any_of);
     junctors(
@@ -152,11 +127,11 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
     let property = |k: &str| s.get("properties").and_then(|ps| ps.get(k));
     if check_metadata {
         for k in ["kind", "apiVersion"] {
-            if let Some(prop) = property(k).filter(|prop| text(prop, "type") != "string") {
+            if let Some(prop) = property(k).filter(|prop| str_at(prop, "type") != "string") {
                 let field = p.child("properties").key(k).child("type");
                 errs.push(FieldError::invalid(
                     field,
-                    text(prop, "type"),
+                    str_at(prop, "type"),
                     "must be string",
                 ));
             }
@@ -171,7 +146,7 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
             errs,
         );
     }
-    if embedded && !preserve && fields(s).next().is_none() {
+    if embedded && !preserve && entries_at(s, "properties").next().is_none() {
         let detail = "must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields";
         errs.push(FieldError::required(p.child("properties"), detail));
     }
@@ -180,7 +155,7 @@ fn invariants(s: &Value, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
 /// The schema of `metadata` may only constrain `name` and `generateName`, and at the
 /// root only.
 fn metadata(s: &Value, check: bool, lvl: Level, p: &Path, errs: &mut Vec<FieldError>) {
-    let ty = text(s, "type");
+    let ty = str_at(s, "type");
     if check && ty != "object" {
         errs.push(FieldError::invalid(p.child("type"), ty, "must be object"));
     }
@@ -190,7 +165,7 @@ fn metadata(s: &Value, check: bool, lvl: Level, p: &Path, errs: &mut Vec<FieldEr
     let mut rest: Map<String, Value> = s.as_object().cloned().unwrap_or_default();
     rest.remove("type");
     rest.remove("default");
-    let names: Vec<&String> = fields(s).map(|(k, _)| k).collect();
+    let names: Vec<&String> = entries_at(s, "properties").map(|(k, _)| k).collect();
     let only_names =
         !names.is_empty() && names.iter().all(|k| *k == "name" || *k == "generateName");
     if only_names || names.is_empty() {
@@ -213,11 +188,11 @@ fn junctors(
     errs: &mut Vec<FieldError>,
 ) {
     if !skip_any_of {
-        for (i, x) in schemas(s, "anyOf").iter().enumerate() {
+        for (i, x) in array_at(s, "anyOf").iter().enumerate() {
             nested(x, false, false, lvl, &p.child("anyOf").index(i), errs);
         }
     }
-    for (i, x) in schemas(s, "allOf").iter().enumerate() {
+    for (i, x) in array_at(s, "allOf").iter().enumerate() {
         nested(
             x,
             skip_first_all_of_any_of && i == 0,
@@ -227,13 +202,13 @@ fn junctors(
             errs,
         );
     }
-    for (i, x) in schemas(s, "oneOf").iter().enumerate() {
+    for (i, x) in array_at(s, "oneOf").iter().enumerate() {
         nested(x, false, false, lvl, &p.child("oneOf").index(i), errs);
     }
     if let Some(not) = s.get("not").filter(|n| n.is_object()) {
         nested(not, false, false, lvl, &p.child("not"), errs);
     }
-    let pattern = text(s, "pattern");
+    let pattern = str_at(s, "pattern");
     if let (false, Err(e)) = (pattern.is_empty(), Pattern::new(pattern).compiled()) {
         let detail = format!("must be a valid regular expression, but isn't: {e}");
         errs.push(FieldError::invalid(p.child("pattern"), pattern, detail));
@@ -256,7 +231,7 @@ fn nested(
     if let Some(items) = s.get("items").filter(|i| i.is_object()) {
         nested(items, false, false, lvl, &p.child("items"), errs);
     }
-    for (k, v) in fields(s) {
+    for (k, v) in entries_at(s, "properties") {
         nested(
             v,
             false,
@@ -269,7 +244,7 @@ fn nested(
     let forbidden: &[(&str, bool, &str)] = &[
         (
             "type",
-            !text(s, "type").is_empty(),
+            !str_at(s, "type").is_empty(),
             "must be empty to be structural",
         ),
         (
@@ -282,57 +257,57 @@ fn nested(
         ),
         (
             "default",
-            present(s, "default"),
+            has(s, "default"),
             "must be undefined to be structural",
         ),
         (
             "title",
-            !text(s, "title").is_empty(),
+            !str_at(s, "title").is_empty(),
             "must be empty to be structural",
         ),
         (
             "description",
-            !text(s, "description").is_empty(),
+            !str_at(s, "description").is_empty(),
             "must be empty to be structural",
         ),
         (
             "nullable",
-            flag(s, "nullable"),
+            bool_at(s, "nullable"),
             "must be false to be structural",
         ),
         (
             "x-kubernetes-preserve-unknown-fields",
-            flag(s, "x-kubernetes-preserve-unknown-fields"),
+            bool_at(s, "x-kubernetes-preserve-unknown-fields"),
             "must be false to be structural",
         ),
         (
             "x-kubernetes-embedded-resource",
-            flag(s, "x-kubernetes-embedded-resource"),
+            bool_at(s, "x-kubernetes-embedded-resource"),
             "must be false to be structural",
         ),
         (
             "x-kubernetes-int-or-string",
-            flag(s, "x-kubernetes-int-or-string"),
+            bool_at(s, "x-kubernetes-int-or-string"),
             "must be false to be structural",
         ),
         (
             "x-kubernetes-list-map-keys",
-            !schemas(s, "x-kubernetes-list-map-keys").is_empty(),
+            !array_at(s, "x-kubernetes-list-map-keys").is_empty(),
             "must be empty to be structural",
         ),
         (
             "x-kubernetes-list-type",
-            present(s, "x-kubernetes-list-type"),
+            has(s, "x-kubernetes-list-type"),
             "must be undefined to be structural",
         ),
         (
             "x-kubernetes-map-type",
-            present(s, "x-kubernetes-map-type"),
+            has(s, "x-kubernetes-map-type"),
             "must be undefined to be structural",
         ),
         (
             "x-kubernetes-validations",
-            !schemas(s, "x-kubernetes-validations").is_empty(),
+            !array_at(s, "x-kubernetes-validations").is_empty(),
             "must be empty to be structural",
         ),
     ];
@@ -366,7 +341,7 @@ fn junctors_complete(
         nested_complete(not, s, sp, &vp.child("not"), errs);
     }
     for key in ["allOf", "anyOf", "oneOf"] {
-        for (i, x) in schemas(v, key).iter().enumerate() {
+        for (i, x) in array_at(v, key).iter().enumerate() {
             nested_complete(x, s, sp, &vp.child(key).index(i), errs);
         }
     }
@@ -385,7 +360,7 @@ fn nested_complete(v: &Value, s: Option<&Value>, sp: &Path, vp: &Path, errs: &mu
         let s_items = s.get("items").filter(|i| i.is_object());
         nested_complete(items, s_items, &sp.child("items"), &vp.child("items"), errs);
     }
-    for (k, field) in fields(v) {
+    for (k, field) in entries_at(v, "properties") {
         let s_field = s.get("properties").and_then(|ps| ps.get(k));
         let (sk, vk) = (sp.child("properties").key(k), vp.child("properties").key(k));
         match s_field {
@@ -410,7 +385,7 @@ pub(crate) fn default_errors(
     if !s.is_object() {
         return;
     }
-    let embedded = resource_root || flag(s, "x-kubernetes-embedded-resource");
+    let embedded = resource_root || bool_at(s, "x-kubernetes-embedded-resource");
     let inside_meta = inside_meta && !embedded;
     if let Some(default) = s.get("default").filter(|d| !d.is_null() && !inside_meta) {
         let node = Structural::new(s);
@@ -429,7 +404,7 @@ pub(crate) fn default_errors(
     if let Some(items) = s.get("items").filter(|i| i.is_object()) {
         default_errors(items, &p.child("items"), false, inside_meta, errs);
     }
-    for (k, v) in fields(s) {
+    for (k, v) in entries_at(s, "properties") {
         let meta = inside_meta || (embedded && META_FIELDS.contains(&k.as_str()));
         default_errors(v, &p.child("properties").key(k), false, meta, errs);
     }
