@@ -12,7 +12,9 @@ use serde_json::Value;
 use super::conversion::{validate_conversion, validate_stored_versions};
 use super::jsonpath::validate_simple_json_path;
 use super::schema_rules::validate_schema;
-use crate::json::{array_at, child, str_at};
+use crate::json::{
+    array_at, array_ptr, bool_at, bool_ptr, child, child_ptr, meta, str_at, str_opt, str_ptr,
+};
 use crate::validation::{FieldError, Path, is_dns1035_label, is_dns1123_subdomain};
 
 const PRINTER_COLUMN_TYPES: &str = "boolean,date,integer,number,string";
@@ -32,28 +34,22 @@ const APPROVAL_ANNOTATION: &str = "api-approved.kubernetes.io";
 /// kind), `names.listKind` (`<Kind>List`), `conversion.strategy: None`, a conversion
 /// webhook service's port 443, and `status.storedVersions` (the storage version).
 pub fn default_crd(crd: &mut Value) {
+    let storage = array_ptr(crd, "/spec/versions")
+        .iter()
+        .find(|v| bool_at(v, "storage"))
+        .map(|v| str_at(v, "name").to_string());
+    let names = child_ptr(crd, "/spec/names");
+    let kind = str_at(names, "kind").to_string();
+    let no_singular = str_at(names, "singular").is_empty();
+    let no_list_kind = str_at(names, "listKind").is_empty();
     let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
     if let Some(names) = spec.get_mut("names").and_then(Value::as_object_mut) {
-        let kind = names
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if names
-            .get("singular")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-        {
+        if no_singular {
             names.insert("singular".into(), kind.to_lowercase().into());
         }
-        if !kind.is_empty()
-            && names
-                .get("listKind")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-        {
+        if !kind.is_empty() && no_list_kind {
             names.insert("listKind".into(), format!("{kind}List").into());
         }
     }
@@ -66,13 +62,6 @@ pub fn default_crd(crd: &mut Value) {
     {
         service.entry("port").or_insert(443.into());
     }
-    let storage = spec
-        .get("versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .map(|v| str_at(v, "name").to_string());
     let Some(obj) = crd.as_object_mut() else {
         return;
     };
@@ -98,13 +87,10 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut defaulted = crd.clone();
     default_crd(&mut defaulted);
     let crd = &defaulted;
-    let spec = crd.get("spec").unwrap_or(&Value::Null);
+    let spec = child(crd, "spec");
     let mut errs = Vec::new();
     if old.is_none() {
-        let name = crd
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let name = meta::name(crd);
         let wanted = format!(
             "{}.{}",
             str_at(child(spec, "names"), "plural"),
@@ -120,7 +106,7 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     }
     validate_spec(spec, &mut errs);
     if let Some(old) = old {
-        let old_spec = old.get("spec").unwrap_or(&Value::Null);
+        let old_spec = child(old, "spec");
         let p = Path::new("spec");
         let mut immutable = vec![
             (p.child("group"), "/group"),
@@ -136,13 +122,13 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
             );
         }
         for (field, pointer) in immutable {
-            let new = spec.pointer(pointer).unwrap_or(&Value::Null);
-            if new != old_spec.pointer(pointer).unwrap_or(&Value::Null) {
+            let new = child_ptr(spec, pointer);
+            if new != child_ptr(old_spec, pointer) {
                 errs.push(FieldError::invalid(field, new, "field is immutable"));
             }
         }
     }
-    let status = crd.get("status").unwrap_or(&Value::Null);
+    let status = child(crd, "status");
     validate_names(
         child(status, "acceptedNames"),
         &Path::new("status").child("acceptedNames"),
@@ -152,11 +138,7 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
         validate_stored_versions(stored, array_at(spec, "versions"), &mut errs);
     }
     validate_approval(crd, old, &mut errs);
-    let preserves = |c: &Value| {
-        c.pointer("/spec/preserveUnknownFields")
-            .and_then(Value::as_bool)
-            == Some(true)
-    };
+    let preserves = |c: &Value| bool_ptr(c, "/spec/preserveUnknownFields");
     if preserves(crd) && !old.is_some_and(preserves) {
         errs.push(FieldError::invalid(
             "spec.preserveUnknownFields",
@@ -168,10 +150,8 @@ pub fn validate_crd(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
 }
 
 fn is_established(crd: &Value) -> bool {
-    crd.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    array_ptr(crd, "/status/conditions")
+        .iter()
         .any(|c| str_at(c, "type") == "Established" && str_at(c, "status") == "True")
 }
 
@@ -217,16 +197,14 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
     let versions = array_at(spec, "versions");
     let vp = p.child("versions");
     for (i, v) in versions.iter().enumerate() {
-        if v.pointer("/schema/openAPIV3Schema")
-            .is_none_or(Value::is_null)
-        {
+        if child_ptr(v, "/schema/openAPIV3Schema").is_null() {
             errs.push(FieldError::required(
                 vp.index(i).child("schema").child("openAPIV3Schema"),
                 "",
             ));
         }
     }
-    let preserve_unknown = spec.get("preserveUnknownFields").and_then(Value::as_bool) == Some(true);
+    let preserve_unknown = bool_at(spec, "preserveUnknownFields");
     if preserve_unknown
         && versions
             .iter()
@@ -241,15 +219,12 @@ fn validate_spec(spec: &Value, errs: &mut Vec<FieldError>) {
     let same_schema = identical(versions, "schema");
     let same_subresources = identical(versions, "subresources");
     let same_columns = identical(versions, "additionalPrinterColumns");
-    let status_on = |v: &Value| {
-        v.pointer("/subresources/status")
-            .is_some_and(|s| !s.is_null())
-    };
+    let status_on = |v: &Value| !child_ptr(v, "/subresources/status").is_null();
     let mut storage = 0;
     let mut unique = true;
     for (i, v) in versions.iter().enumerate() {
         let at = vp.index(i);
-        storage += usize::from(v.get("storage").and_then(Value::as_bool) == Some(true));
+        storage += usize::from(bool_at(v, "storage"));
         let name = str_at(v, "name");
         unique &= !versions[..i].iter().any(|o| str_at(o, "name") == name);
         if let problems @ [_, ..] = is_dns1035_label(name).as_slice() {
@@ -392,12 +367,12 @@ fn validate_names(names: &Value, p: &Path, errs: &mut Vec<FieldError>) {
 }
 
 fn validate_deprecation(v: &Value, at: &Path, errs: &mut Vec<FieldError>) {
-    let Some(warning) = v.get("deprecationWarning").and_then(Value::as_str) else {
+    let Some(warning) = str_opt(v, "deprecationWarning") else {
         return;
     };
     let field = at.child("deprecationWarning");
     let mut push = |detail: String| errs.push(FieldError::invalid(&field, warning, detail));
-    if v.get("deprecated").and_then(Value::as_bool) != Some(true) {
+    if !bool_at(v, "deprecated") {
         push("can only be set for deprecated versions".into());
         return;
     }
@@ -486,10 +461,7 @@ fn validate_columns(columns: &[Value], p: &Path, errs: &mut Vec<FieldError>) {
 /// Groups under `k8s.io` and `kubernetes.io` need an API review link (or a reason
 /// starting with `unapproved`) in the `api-approved.kubernetes.io` annotation.
 fn validate_approval(crd: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
-    let group = crd
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let group = str_ptr(crd, "/spec/group");
     let protected = ["k8s.io", "kubernetes.io"]
         .iter()
         .any(|g| group == *g || group.ends_with(&format!(".{g}")));
@@ -497,9 +469,7 @@ fn validate_approval(crd: &Value, old: Option<&Value>, errs: &mut Vec<FieldError
         return;
     }
     let annotation = |c: &Value| {
-        c.pointer("/metadata/annotations")
-            .and_then(|a| a.get(APPROVAL_ANNOTATION))
-            .and_then(Value::as_str)
+        meta::annotation(c, APPROVAL_ANNOTATION)
             .unwrap_or_default()
             .to_string()
     };
