@@ -33,6 +33,9 @@ pub use definition::{default_crd, validate_crd};
 pub use jsonpath::eval_simple_jsonpath;
 pub use structural::Structural;
 
+use crate::json::{
+    array_at, array_ptr, bool_at, child, child_ptr, i64_at, object_ptr, str_at, str_opt, str_ptr,
+};
 use crate::resources::{ALL_VERBS, Resource};
 use crate::validation::{FieldError, Path};
 
@@ -128,8 +131,8 @@ pub struct CrdVersion {
 
 /// The scale subresource of one `spec.versions[]` entry.
 pub fn scale_paths(version: &Value) -> Option<ScalePaths> {
-    let scale = version.pointer("/subresources/scale")?.as_object()?;
-    let text = |k: &str| scale.get(k).and_then(Value::as_str).map(str::to_string);
+    let scale = Some(child_ptr(version, "/subresources/scale")).filter(|s| s.is_object())?;
+    let text = |k: &str| str_opt(scale, k).map(str::to_string);
     Some(ScalePaths {
         spec_replicas: text("specReplicasPath")?,
         status_replicas: text("statusReplicasPath")?,
@@ -139,23 +142,15 @@ pub fn scale_paths(version: &Value) -> Option<ScalePaths> {
 
 /// The `additionalPrinterColumns` of one `spec.versions[]` entry, as declared.
 pub fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
-    let text = |c: &Value, k: &str| {
-        c.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    version
-        .get("additionalPrinterColumns")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    let text = |c: &Value, k: &str| str_at(c, k).to_string();
+    array_at(version, "additionalPrinterColumns")
+        .iter()
         .map(|c| PrinterColumn {
             name: text(c, "name"),
             type_: text(c, "type"),
             format: text(c, "format"),
             description: text(c, "description"),
-            priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+            priority: i64_at(c, "priority").unwrap_or(0),
             json_path: text(c, "jsonPath"),
         })
         .collect()
@@ -163,23 +158,15 @@ pub fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
 
 /// The versions of a CRD the server serves (`served: true`), in `spec.versions` order.
 pub fn served_resources(crd: &Value) -> Vec<CrdVersion> {
-    let spec = crd.get("spec").unwrap_or(&Value::Null);
-    let text = |v: &Value, p: &str| {
-        v.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let spec = child(crd, "spec");
+    let text = |v: &Value, p: &str| str_ptr(v, p).to_string();
     let texts = |p: &str| -> Vec<String> {
-        spec.pointer(p)
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        array_ptr(spec, p)
+            .iter()
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect()
     };
-    let flag = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
     let kind = text(spec, "/names/kind");
     let singular = Some(text(spec, "/names/singular"))
         .filter(|s| !s.is_empty())
@@ -187,11 +174,9 @@ pub fn served_resources(crd: &Value) -> Vec<CrdVersion> {
     let list_kind = Some(text(spec, "/names/listKind"))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("{kind}List"));
-    spec.get("versions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|v| flag(v, "served"))
+    array_at(spec, "versions")
+        .iter()
+        .filter(|v| bool_at(v, "served"))
         .map(|v| CrdVersion {
             group: text(spec, "/group"),
             version: text(v, "/name"),
@@ -201,21 +186,13 @@ pub fn served_resources(crd: &Value) -> Vec<CrdVersion> {
             singular: singular.clone(),
             short_names: texts("/names/shortNames"),
             categories: texts("/names/categories"),
-            namespaced: spec.get("scope").and_then(Value::as_str) != Some("Cluster"),
-            status: v
-                .pointer("/subresources/status")
-                .is_some_and(Value::is_object),
+            namespaced: str_opt(spec, "scope") != Some("Cluster"),
+            status: object_ptr(v, "/subresources/status").is_some(),
             scale: scale_paths(v),
-            storage: flag(v, "storage"),
-            deprecated: flag(v, "deprecated"),
-            deprecation_warning: v
-                .get("deprecationWarning")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            schema: v
-                .pointer("/schema/openAPIV3Schema")
-                .cloned()
-                .unwrap_or(Value::Null),
+            storage: bool_at(v, "storage"),
+            deprecated: bool_at(v, "deprecated"),
+            deprecation_warning: str_opt(v, "deprecationWarning").map(str::to_string),
+            schema: child_ptr(v, "/schema/openAPIV3Schema").clone(),
             printer_columns: printer_columns(v),
         })
         .collect()

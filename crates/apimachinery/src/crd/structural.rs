@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 
 use regex::Regex;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::json::{array_at, bool_at, f64_at, i64_at, object_at, str_at, str_opt};
 
 /// One node of a custom resource schema.
 #[derive(Debug, Clone, Default)]
@@ -92,18 +94,17 @@ const STRING_FORMATS: &[&str] = &[
 impl Structural {
     /// Reads a schema node. Anything that is not an object reads as an empty schema.
     pub fn new(schema: &Value) -> Self {
-        let Some(m) = schema.as_object() else {
+        if !schema.is_object() {
             return Self::default();
-        };
+        }
+        let m = schema;
         let ty = str_at(m, "type").to_string();
         let int_or_string = bool_at(m, "x-kubernetes-int-or-string");
         Self {
             format: supported_format(&ty, int_or_string, str_at(m, "format")),
             ty,
             nullable: bool_at(m, "nullable"),
-            properties: m
-                .get("properties")
-                .and_then(Value::as_object)
+            properties: object_at(m, "properties")
                 .map(|p| p.iter().map(|(k, v)| (k.clone(), Self::new(v))).collect())
                 .unwrap_or_default(),
             additional: match m.get("additionalProperties") {
@@ -118,21 +119,19 @@ impl Structural {
             required: strings_at(m, "required"),
             enumeration: m.get("enum").and_then(Value::as_array).cloned(),
             default: m.get("default").cloned(),
-            maximum: m.get("maximum").and_then(Value::as_f64),
+            maximum: f64_at(m, "maximum"),
             exclusive_maximum: bool_at(m, "exclusiveMaximum"),
-            minimum: m.get("minimum").and_then(Value::as_f64),
+            minimum: f64_at(m, "minimum"),
             exclusive_minimum: bool_at(m, "exclusiveMinimum"),
-            multiple_of: m.get("multipleOf").and_then(Value::as_f64),
-            max_length: int_at(m, "maxLength"),
-            min_length: int_at(m, "minLength"),
-            max_items: int_at(m, "maxItems"),
-            min_items: int_at(m, "minItems"),
+            multiple_of: f64_at(m, "multipleOf"),
+            max_length: i64_at(m, "maxLength"),
+            min_length: i64_at(m, "minLength"),
+            max_items: i64_at(m, "maxItems"),
+            min_items: i64_at(m, "minItems"),
             unique_items: bool_at(m, "uniqueItems"),
-            max_properties: int_at(m, "maxProperties"),
-            min_properties: int_at(m, "minProperties"),
-            pattern: m
-                .get("pattern")
-                .and_then(Value::as_str)
+            max_properties: i64_at(m, "maxProperties"),
+            min_properties: i64_at(m, "minProperties"),
+            pattern: str_opt(m, "pattern")
                 .filter(|p| !p.is_empty())
                 .map(Pattern::new),
             all_of: schemas_at(m, "allOf"),
@@ -145,10 +144,7 @@ impl Structural {
             preserve_unknown_fields: bool_at(m, "x-kubernetes-preserve-unknown-fields"),
             int_or_string,
             embedded_resource: bool_at(m, "x-kubernetes-embedded-resource"),
-            list_type: m
-                .get("x-kubernetes-list-type")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            list_type: str_opt(m, "x-kubernetes-list-type").map(str::to_string),
             list_map_keys: strings_at(m, "x-kubernetes-list-map-keys"),
         }
     }
@@ -294,35 +290,16 @@ fn supported_format(ty: &str, int_or_string: bool, format: &str) -> String {
     }
 }
 
-fn str_at<'a>(m: &'a Map<String, Value>, key: &str) -> &'a str {
-    m.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn bool_at(m: &Map<String, Value>, key: &str) -> bool {
-    m.get(key).and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn int_at(m: &Map<String, Value>, key: &str) -> Option<i64> {
-    m.get(key).and_then(Value::as_i64)
-}
-
-fn strings_at(m: &Map<String, Value>, key: &str) -> Vec<String> {
-    m.get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+fn strings_at(m: &Value, key: &str) -> Vec<String> {
+    array_at(m, key)
+        .iter()
         .filter_map(Value::as_str)
         .map(str::to_string)
         .collect()
 }
 
-fn schemas_at(m: &Map<String, Value>, key: &str) -> Vec<Structural> {
-    m.get(key)
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(Structural::new)
-        .collect()
+fn schemas_at(m: &Value, key: &str) -> Vec<Structural> {
+    array_at(m, key).iter().map(Structural::new).collect()
 }
 
 #[cfg(test)]
