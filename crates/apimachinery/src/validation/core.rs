@@ -4,13 +4,14 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::json::{check_enum, check_min, child, int_of, list_of, map_of, push_all, str_of};
+use super::json::{check_enum, check_min, push_all};
 use super::meta::validate_labels;
 use super::pod::validate_taints;
 use super::{
     FieldError, Path, is_config_map_key, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
 };
 use super::{is_valid_ip, is_valid_port_name, is_valid_port_num};
+use crate::json::{array_at, bool_at, child, i64_at, meta, object_at, str_at, str_opt};
 
 /// ConfigMaps and Secrets may hold at most 1 MiB.
 pub const MAX_DATA_SIZE: usize = 1024 * 1024;
@@ -19,7 +20,10 @@ const SERVICE_TYPES: &[&str] = &["ClusterIP", "ExternalName", "LoadBalancer", "N
 
 pub fn validate_namespace(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
-    for (i, f) in list_of(child(obj, "spec"), "finalizers").iter().enumerate() {
+    for (i, f) in array_at(child(obj, "spec"), "finalizers")
+        .iter()
+        .enumerate()
+    {
         let f = f.as_str().unwrap_or_default();
         let p = Path::new("spec").child("finalizers").index(i);
         push_all(&mut errs, &p, f, is_qualified_name(f));
@@ -39,11 +43,11 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
     let path = Path::new("spec");
     let mut errs = Vec::new();
     check_enum(&mut errs, &path, spec, "type", SERVICE_TYPES);
-    let ty = str_of(spec, "type").unwrap_or("ClusterIP");
-    let cluster_ip = str_of(spec, "clusterIP").unwrap_or_default();
+    let ty = str_opt(spec, "type").unwrap_or("ClusterIP");
+    let cluster_ip = str_at(spec, "clusterIP");
     let headless = cluster_ip == "None";
     if ty == "ExternalName" {
-        match str_of(spec, "externalName").unwrap_or_default() {
+        match str_at(spec, "externalName") {
             "" => errs.push(FieldError::required(path.child("externalName"), "")),
             name => push_all(
                 &mut errs,
@@ -60,7 +64,7 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
             is_valid_ip(cluster_ip),
         );
     }
-    let ports = list_of(spec, "ports");
+    let ports = array_at(spec, "ports");
     if ports.is_empty() && ty != "ExternalName" && !headless {
         errs.push(FieldError::required(path.child("ports"), ""));
     }
@@ -68,7 +72,7 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
     let mut port_protocols = BTreeSet::new();
     for (i, port) in ports.iter().enumerate() {
         let p = path.child("ports").index(i);
-        match str_of(port, "name").unwrap_or_default() {
+        match str_at(port, "name") {
             "" if ports.len() > 1 => errs.push(FieldError::required(p.child("name"), "")),
             "" => {}
             name => {
@@ -78,7 +82,7 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
                 }
             }
         }
-        let number = int_of(port, "port");
+        let number = i64_at(port, "port");
         match number {
             None => errs.push(FieldError::required(p.child("port"), "")),
             Some(n) => is_valid_port_num(n)
@@ -86,7 +90,7 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
                 .for_each(|m| errs.push(FieldError::invalid(p.child("port"), n, m))),
         }
         check_enum(&mut errs, &p, port, "protocol", PROTOCOLS);
-        let protocol = str_of(port, "protocol").unwrap_or("TCP");
+        let protocol = str_opt(port, "protocol").unwrap_or("TCP");
         if let Some(n) = number
             && !port_protocols.insert((n, protocol))
         {
@@ -104,7 +108,7 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
             }
             _ => {}
         }
-        if let Some(np) = int_of(port, "nodePort").filter(|n| *n != 0) {
+        if let Some(np) = i64_at(port, "nodePort").filter(|n| *n != 0) {
             if ty == "ClusterIP" || ty == "ExternalName" {
                 errs.push(FieldError::forbidden(
                     p.child("nodePort"),
@@ -160,7 +164,7 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
             "may only be set for externally-accessible services",
         ));
     }
-    for (i, f) in list_of(spec, "ipFamilies").iter().enumerate() {
+    for (i, f) in array_at(spec, "ipFamilies").iter().enumerate() {
         if !matches!(f.as_str(), Some("IPv4" | "IPv6")) {
             errs.push(FieldError::not_supported(
                 path.child("ipFamilies").index(i),
@@ -176,13 +180,13 @@ pub fn validate_service(obj: &Value) -> Vec<FieldError> {
 pub fn validate_service_update(new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let (ns, os) = (child(new, "spec"), child(old, "spec"));
-    let old_ip = str_of(os, "clusterIP").unwrap_or_default();
-    let new_ip = str_of(ns, "clusterIP").unwrap_or_default();
-    let to_external_name = str_of(ns, "type") == Some("ExternalName");
+    let old_ip = str_at(os, "clusterIP");
+    let new_ip = str_at(ns, "clusterIP");
+    let to_external_name = str_opt(ns, "type") == Some("ExternalName");
     if !old_ip.is_empty() && new_ip != old_ip && !to_external_name {
         errs.push(FieldError::invalid(
             "spec.clusterIPs[0]",
-            list_of(ns, "clusterIPs")
+            array_at(ns, "clusterIPs")
                 .to_vec()
                 .into_iter()
                 .collect::<Value>(),
@@ -200,11 +204,11 @@ pub fn validate_service_update(new: &Value, old: &Value) -> Vec<FieldError> {
 fn data_keys(obj: &Value, decode_base64: bool) -> (Vec<FieldError>, usize) {
     let mut errs = Vec::new();
     let mut total = 0;
-    let data_keys: BTreeSet<&str> = map_of(obj, "data")
+    let data_keys: BTreeSet<&str> = object_at(obj, "data")
         .map(|m| m.keys().map(String::as_str).collect())
         .unwrap_or_default();
     for field in ["data", "binaryData", "stringData"] {
-        for (k, v) in map_of(obj, field).into_iter().flatten() {
+        for (k, v) in object_at(obj, field).into_iter().flatten() {
             push_all(&mut errs, Path::new(field).key(k), k, is_config_map_key(k));
             if field == "binaryData" && data_keys.contains(k.as_str()) {
                 errs.push(FieldError::invalid(
@@ -238,20 +242,17 @@ pub fn validate_secret(obj: &Value) -> Vec<FieldError> {
         errs.push(FieldError::too_long("data", MAX_DATA_SIZE));
     }
     let has = |k: &str| {
-        map_of(obj, "data").is_some_and(|m| m.contains_key(k))
-            || map_of(obj, "stringData").is_some_and(|m| m.contains_key(k))
+        object_at(obj, "data").is_some_and(|m| m.contains_key(k))
+            || object_at(obj, "stringData").is_some_and(|m| m.contains_key(k))
     };
-    let required: &[&str] = match str_of(obj, "type").unwrap_or("Opaque") {
+    let required: &[&str] = match str_opt(obj, "type").unwrap_or("Opaque") {
         "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
         "kubernetes.io/dockercfg" => &[".dockercfg"],
         "kubernetes.io/tls" => &["tls.crt", "tls.key"],
         "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
         "kubernetes.io/service-account-token" => {
             let annotation = "kubernetes.io/service-account.name";
-            if obj
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(annotation))
-                .and_then(Value::as_str)
+            if meta::annotation(obj, annotation)
                 .unwrap_or_default()
                 .is_empty()
             {
@@ -269,7 +270,7 @@ pub fn validate_secret(obj: &Value) -> Vec<FieldError> {
             errs.push(FieldError::required(Path::new("data").key(key), ""));
         }
     }
-    if str_of(obj, "type") == Some("kubernetes.io/basic-auth")
+    if str_opt(obj, "type") == Some("kubernetes.io/basic-auth")
         && !has("username")
         && !has("password")
     {
@@ -283,7 +284,7 @@ pub fn validate_secret(obj: &Value) -> Vec<FieldError> {
 pub fn validate_data_update(kind: &str, new: &Value, old: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if kind == "Secret"
-        && str_of(new, "type").unwrap_or("Opaque") != str_of(old, "type").unwrap_or("Opaque")
+        && str_opt(new, "type").unwrap_or("Opaque") != str_opt(old, "type").unwrap_or("Opaque")
     {
         errs.push(FieldError::invalid(
             "type",
@@ -291,8 +292,8 @@ pub fn validate_data_update(kind: &str, new: &Value, old: &Value) -> Vec<FieldEr
             "field is immutable",
         ));
     }
-    if old.get("immutable").and_then(Value::as_bool) == Some(true) {
-        if new.get("immutable").and_then(Value::as_bool) != Some(true) {
+    if bool_at(old, "immutable") {
+        if !bool_at(new, "immutable") {
             errs.push(FieldError::forbidden(
                 "immutable",
                 "field is immutable when `immutable` is set",
@@ -315,10 +316,10 @@ pub fn validate_node(obj: &Value) -> Vec<FieldError> {
     let path = Path::new("spec");
     let mut errs = Vec::new();
     let mut cidrs: Vec<(Path, &str)> = Vec::new();
-    if let Some(c) = str_of(spec, "podCIDR").filter(|c| !c.is_empty()) {
+    if let Some(c) = str_opt(spec, "podCIDR").filter(|c| !c.is_empty()) {
         cidrs.push((path.child("podCIDR"), c));
     }
-    for (i, c) in list_of(spec, "podCIDRs").iter().enumerate() {
+    for (i, c) in array_at(spec, "podCIDRs").iter().enumerate() {
         cidrs.push((
             path.child("podCIDRs").index(i),
             c.as_str().unwrap_or_default(),
@@ -333,7 +334,7 @@ pub fn validate_node(obj: &Value) -> Vec<FieldError> {
             ));
         }
     }
-    validate_taints(list_of(spec, "taints"), &path.child("taints"), &mut errs);
+    validate_taints(array_at(spec, "taints"), &path.child("taints"), &mut errs);
     errs
 }
 
@@ -360,11 +361,11 @@ pub fn validate_node_update(new: &Value, old: &Value) -> Vec<FieldError> {
 /// `spec.podCIDRs`, with `spec.podCIDR` first when it is set and differs.
 fn pod_cidrs(node: &Value) -> Vec<&str> {
     let spec = child(node, "spec");
-    let mut all: Vec<&str> = list_of(spec, "podCIDRs")
+    let mut all: Vec<&str> = array_at(spec, "podCIDRs")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    if let Some(c) = str_of(spec, "podCIDR").filter(|c| !c.is_empty())
+    if let Some(c) = str_opt(spec, "podCIDR").filter(|c| !c.is_empty())
         && all.first() != Some(&c)
     {
         all.insert(0, c);
@@ -373,7 +374,7 @@ fn pod_cidrs(node: &Value) -> Vec<&str> {
 }
 
 fn provider_id(node: &Value) -> &str {
-    str_of(child(node, "spec"), "providerID").unwrap_or("")
+    str_opt(child(node, "spec"), "providerID").unwrap_or("")
 }
 
 fn is_cidr(s: &str) -> bool {
@@ -400,7 +401,7 @@ pub fn validate_ingress(obj: &Value) -> Vec<FieldError> {
     let spec = child(obj, "spec");
     let path = Path::new("spec");
     let mut errs = Vec::new();
-    if let Some(c) = str_of(spec, "ingressClassName") {
+    if let Some(c) = str_opt(spec, "ingressClassName") {
         push_all(
             &mut errs,
             path.child("ingressClassName"),
@@ -408,7 +409,7 @@ pub fn validate_ingress(obj: &Value) -> Vec<FieldError> {
             is_dns1123_subdomain(c),
         );
     }
-    let rules = list_of(spec, "rules");
+    let rules = array_at(spec, "rules");
     let default = spec.get("defaultBackend").filter(|b| !b.is_null());
     if rules.is_empty() && default.is_none() {
         errs.push(FieldError::invalid(
@@ -422,7 +423,7 @@ pub fn validate_ingress(obj: &Value) -> Vec<FieldError> {
     }
     for (i, rule) in rules.iter().enumerate() {
         let p = path.child("rules").index(i);
-        if let Some(host) = str_of(rule, "host").filter(|h| !h.is_empty()) {
+        if let Some(host) = str_opt(rule, "host").filter(|h| !h.is_empty()) {
             let bare = host.strip_prefix("*.").unwrap_or(host);
             if is_valid_ip(host).is_empty() {
                 errs.push(FieldError::invalid(
@@ -438,13 +439,13 @@ pub fn validate_ingress(obj: &Value) -> Vec<FieldError> {
             continue;
         };
         let hp = p.child("http");
-        let paths = list_of(http, "paths");
+        let paths = array_at(http, "paths");
         if paths.is_empty() {
             errs.push(FieldError::required(hp.child("paths"), ""));
         }
         for (j, hpath) in paths.iter().enumerate() {
             let pp = hp.child("paths").index(j);
-            let kind = str_of(hpath, "pathType").unwrap_or_default();
+            let kind = str_at(hpath, "pathType");
             match kind {
                 "" => errs.push(FieldError::required(
                     pp.child("pathType"),
@@ -457,7 +458,7 @@ pub fn validate_ingress(obj: &Value) -> Vec<FieldError> {
                     &["Exact", "ImplementationSpecific", "Prefix"],
                 )),
             }
-            let p_str = str_of(hpath, "path").unwrap_or_default();
+            let p_str = str_at(hpath, "path");
             if (kind == "Exact" || kind == "Prefix" || !p_str.is_empty()) && !p_str.starts_with('/')
             {
                 errs.push(FieldError::invalid(
@@ -489,14 +490,14 @@ fn validate_backend(b: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         (None, Some(_)) => {}
         (Some(s), None) => {
             let sp = path.child("service");
-            match str_of(s, "name").unwrap_or_default() {
+            match str_at(s, "name") {
                 "" => errs.push(FieldError::required(sp.child("name"), "")),
                 name => push_all(errs, sp.child("name"), name, super::is_dns1035_label(name)),
             }
             let port = child(s, "port");
             match (
-                str_of(port, "name").filter(|n| !n.is_empty()),
-                int_of(port, "number").filter(|n| *n != 0),
+                str_opt(port, "name").filter(|n| !n.is_empty()),
+                i64_at(port, "number").filter(|n| *n != 0),
             ) {
                 (Some(_), Some(_)) => errs.push(FieldError::invalid(
                     sp.child("port"),

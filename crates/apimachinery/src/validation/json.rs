@@ -1,33 +1,10 @@
-//! Lenient accessors over JSON objects: a field of the wrong type reads as absent,
-//! since type errors are reported when the object is decoded, not here.
+//! Shared checks over JSON objects; fields are read with `crate::json`, where a field
+//! of the wrong type reads as absent (type errors are reported when decoding).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{FieldError, Path};
-
-pub(crate) fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-pub(crate) fn int_of(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(Value::as_i64)
-}
-
-pub(crate) fn list_of<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-pub(crate) fn map_of<'a>(v: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
-    v.get(key).and_then(Value::as_object)
-}
-
-/// The child object at `key`, or `null` when absent.
-pub(crate) fn child<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key).unwrap_or(&Value::Null)
-}
+use crate::json::i64_at;
 
 /// An optional enumerated string field: absent is fine, empty is `Required`.
 pub(crate) fn check_enum(
@@ -48,7 +25,7 @@ pub(crate) fn check_enum(
 
 /// An optional integer that must be at least `min`.
 pub(crate) fn check_min(errs: &mut Vec<FieldError>, path: &Path, v: &Value, key: &str, min: i64) {
-    if let Some(n) = int_of(v, key).filter(|n| *n < min) {
+    if let Some(n) = i64_at(v, key).filter(|n| *n < min) {
         let detail = if min == 0 {
             "must be greater than or equal to 0".to_string()
         } else if min == 1 {

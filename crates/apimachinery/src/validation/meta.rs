@@ -3,11 +3,12 @@
 
 use serde_json::Value;
 
-use super::json::{int_of, list_of, push_all, str_of};
+use super::json::push_all;
 use super::{
     FieldError, Path, is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
 };
 use super::{is_valid_label_value, max_len_error};
+use crate::json::{array_at, bool_at, i64_at, str_at, str_opt};
 
 /// Total size of all annotation keys and values (256 KiB).
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
@@ -98,7 +99,7 @@ pub fn validate_object_meta_with(
         errs.push(FieldError::required(&path, ""));
         return errs;
     }
-    let generate_name = str_of(meta, "generateName").unwrap_or_default();
+    let generate_name = str_at(meta, "generateName");
     if !generate_name.is_empty() {
         push_all(
             &mut errs,
@@ -107,14 +108,14 @@ pub fn validate_object_meta_with(
             rule.check(generate_name, true),
         );
     }
-    match str_of(meta, "name").unwrap_or_default() {
+    match str_at(meta, "name") {
         "" => errs.push(FieldError::required(
             path.child("name"),
             "name or generateName is required",
         )),
         name => push_all(&mut errs, path.child("name"), name, rule.check(name, false)),
     }
-    let namespace = str_of(meta, "namespace").unwrap_or_default();
+    let namespace = str_at(meta, "namespace");
     if namespaced {
         if namespace.is_empty() {
             errs.push(FieldError::required(path.child("namespace"), ""));
@@ -132,7 +133,7 @@ pub fn validate_object_meta_with(
             "not allowed on this type",
         ));
     }
-    if let Some(g) = int_of(meta, "generation").filter(|g| *g < 0) {
+    if let Some(g) = i64_at(meta, "generation").filter(|g| *g < 0) {
         errs.push(FieldError::invalid(
             path.child("generation"),
             g,
@@ -145,11 +146,11 @@ pub fn validate_object_meta_with(
         &path.child("annotations"),
     ));
     errs.extend(validate_owner_references(
-        list_of(meta, "ownerReferences"),
+        array_at(meta, "ownerReferences"),
         &path.child("ownerReferences"),
     ));
     errs.extend(validate_finalizers(
-        list_of(meta, "finalizers"),
+        array_at(meta, "finalizers"),
         &path.child("finalizers"),
     ));
     errs
@@ -198,7 +199,7 @@ fn validate_owner_references(refs: &[Value], path: &Path) -> Vec<FieldError> {
             ("name", "name"),
             ("uid", "uid"),
         ] {
-            let v = str_of(r, key).unwrap_or_default();
+            let v = str_at(r, key);
             if v.is_empty() {
                 errs.push(FieldError::invalid(
                     path.child(key),
@@ -207,12 +208,8 @@ fn validate_owner_references(refs: &[Value], path: &Path) -> Vec<FieldError> {
                 ));
             }
         }
-        if r.get("controller").and_then(Value::as_bool) == Some(true) {
-            controllers.push(format!(
-                "{}/{}",
-                str_of(r, "kind").unwrap_or(""),
-                str_of(r, "name").unwrap_or("")
-            ));
+        if bool_at(r, "controller") {
+            controllers.push(format!("{}/{}", str_at(r, "kind"), str_at(r, "name")));
         }
     }
     if controllers.len() > 1 {
@@ -260,7 +257,7 @@ pub fn validate_object_meta_update(new: &Value, old: &Value) -> Vec<FieldError> 
             ));
         }
     }
-    if let (Some(n), Some(o)) = (int_of(new, "generation"), int_of(old, "generation"))
+    if let (Some(n), Some(o)) = (i64_at(new, "generation"), i64_at(old, "generation"))
         && n < o
     {
         errs.push(FieldError::invalid(
@@ -274,7 +271,7 @@ pub fn validate_object_meta_update(new: &Value, old: &Value) -> Vec<FieldError> 
 
 /// The name limit of objects whose name is reused with a suffix (CronJob: 52).
 pub(crate) fn check_name_length(errs: &mut Vec<FieldError>, meta: &Value, max: usize) {
-    if let Some(name) = str_of(meta, "name").filter(|n| n.len() > max) {
+    if let Some(name) = str_opt(meta, "name").filter(|n| n.len() > max) {
         errs.push(FieldError::invalid(
             "metadata.name",
             name,

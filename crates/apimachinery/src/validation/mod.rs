@@ -32,6 +32,7 @@ pub use workloads::{
 
 use serde_json::Value;
 
+use crate::json::child;
 use crate::resources::builtin_by_kind;
 
 /// Validates an object of a built-in kind for create (`old` is `None`) or update.
@@ -43,12 +44,12 @@ pub fn validate(
     old: Option<&Value>,
 ) -> Vec<FieldError> {
     let namespaced = builtin_by_kind(api_version, kind).is_none_or(|r| r.namespaced);
-    let meta = obj.get("metadata").unwrap_or(&Value::Null);
+    let meta = child(obj, "metadata");
     let mut errs = validate_object_meta_with(meta, namespaced, NameRule::for_kind(kind));
     if !obj.is_object() {
         return errs;
     }
-    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let spec = child(obj, "spec");
     match (api_version, kind) {
         ("v1", "Namespace") => errs.extend(validate_namespace(obj)),
         ("v1", "Pod") => errs.extend(validate_pod_spec(spec, &Path::new("spec"))),
@@ -57,8 +58,8 @@ pub fn validate(
         ("v1", "Secret") => errs.extend(validate_secret(obj)),
         ("v1", "Node") => errs.extend(validate_node(obj)),
         ("v1", "PodTemplate") => {
-            let template = obj.get("template").unwrap_or(&Value::Null);
-            let spec = template.get("spec").unwrap_or(&Value::Null);
+            let template = child(obj, "template");
+            let spec = child(template, "spec");
             errs.extend(validate_pod_spec(
                 spec,
                 &Path::new("template").child("spec"),
@@ -74,7 +75,7 @@ pub fn validate(
         _ => {}
     }
     if let Some(old) = old {
-        let old_meta = old.get("metadata").unwrap_or(&Value::Null);
+        let old_meta = child(old, "metadata");
         errs.extend(validate_object_meta_update(meta, old_meta));
         match (api_version, kind) {
             ("v1", "Pod") => errs.extend(validate_pod_update(obj, old)),

@@ -4,12 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::json::{check_enum, check_min, int_of, list_of, map_of, push_all, str_of};
+use super::json::{check_enum, check_min, push_all};
 use super::meta::validate_labels;
 use super::{
     FieldError, Path, is_dns1123_label, is_dns1123_subdomain, is_env_var_name, is_qualified_name,
 };
 use super::{is_valid_port_name, is_valid_port_num};
+use crate::json::{array_at, child, i64_at, object_at, str_at, str_opt, str_ptr};
 use crate::quantity::Quantity;
 
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
@@ -28,14 +29,14 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
         errs.push(FieldError::required(path, ""));
         return errs;
     }
-    let volumes = validate_volumes(list_of(spec, "volumes"), &path.child("volumes"), &mut errs);
-    let containers = list_of(spec, "containers");
+    let volumes = validate_volumes(array_at(spec, "volumes"), &path.child("volumes"), &mut errs);
+    let containers = array_at(spec, "containers");
     if containers.is_empty() {
         errs.push(FieldError::required(path.child("containers"), ""));
     }
     let mut names = BTreeSet::new();
     for (key, list) in [
-        ("initContainers", list_of(spec, "initContainers")),
+        ("initContainers", array_at(spec, "initContainers")),
         ("containers", containers),
     ] {
         for (i, c) in list.iter().enumerate() {
@@ -48,7 +49,7 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
             );
         }
     }
-    for (i, c) in list_of(spec, "ephemeralContainers").iter().enumerate() {
+    for (i, c) in array_at(spec, "ephemeralContainers").iter().enumerate() {
         validate_container(
             c,
             &path.child("ephemeralContainers").index(i),
@@ -60,7 +61,7 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
     check_enum(&mut errs, path, spec, "restartPolicy", RESTART_POLICIES);
     check_enum(&mut errs, path, spec, "dnsPolicy", DNS_POLICIES);
     if let Some(n) =
-        int_of(spec, "activeDeadlineSeconds").filter(|n| !(1..=i64::from(i32::MAX)).contains(n))
+        i64_at(spec, "activeDeadlineSeconds").filter(|n| !(1..=i64::from(i32::MAX)).contains(n))
     {
         errs.push(FieldError::invalid(
             path.child("activeDeadlineSeconds"),
@@ -74,20 +75,20 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
         &path.child("nodeSelector"),
     ));
     for key in ["hostname", "subdomain"] {
-        if let Some(v) = str_of(spec, key).filter(|v| !v.is_empty()) {
+        if let Some(v) = str_opt(spec, key).filter(|v| !v.is_empty()) {
             push_all(&mut errs, path.child(key), v, is_dns1123_label(v));
         }
     }
     for key in ["serviceAccountName", "nodeName", "priorityClassName"] {
-        if let Some(v) = str_of(spec, key).filter(|v| !v.is_empty()) {
+        if let Some(v) = str_opt(spec, key).filter(|v| !v.is_empty()) {
             push_all(&mut errs, path.child(key), v, is_dns1123_subdomain(v));
         }
     }
-    for (i, t) in list_of(spec, "tolerations").iter().enumerate() {
+    for (i, t) in array_at(spec, "tolerations").iter().enumerate() {
         validate_toleration(t, &path.child("tolerations").index(i), &mut errs);
     }
-    for (i, s) in list_of(spec, "imagePullSecrets").iter().enumerate() {
-        if str_of(s, "name").unwrap_or_default().is_empty() {
+    for (i, s) in array_at(spec, "imagePullSecrets").iter().enumerate() {
+        if str_at(s, "name").is_empty() {
             errs.push(FieldError::required(
                 path.child("imagePullSecrets").index(i).child("name"),
                 "",
@@ -95,7 +96,7 @@ pub fn validate_pod_spec(spec: &Value, path: &Path) -> Vec<FieldError> {
         }
     }
     validate_scheduling_gates(
-        list_of(spec, "schedulingGates"),
+        array_at(spec, "schedulingGates"),
         &path.child("schedulingGates"),
         &mut errs,
     );
@@ -108,7 +109,7 @@ fn validate_scheduling_gates(gates: &[Value], path: &Path, errs: &mut Vec<FieldE
     let mut seen = BTreeSet::new();
     for (i, gate) in gates.iter().enumerate() {
         let p = path.index(i);
-        let name = str_of(gate, "name").unwrap_or_default();
+        let name = str_at(gate, "name");
         push_all(errs, &p, name, is_qualified_name(name));
         if !seen.insert(name) {
             errs.push(FieldError::duplicate(&p, name));
@@ -118,10 +119,10 @@ fn validate_scheduling_gates(gates: &[Value], path: &Path, errs: &mut Vec<FieldE
 
 /// `os`, when set, names an operating system Kubernetes supports.
 fn validate_os(spec: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let Some(os) = map_of(spec, "os") else {
+    if object_at(spec, "os").is_none() {
         return;
-    };
-    match os.get("name").and_then(Value::as_str).unwrap_or_default() {
+    }
+    match str_ptr(spec, "/os/name") {
         "" => errs.push(FieldError::required(path.child("name"), "cannot be empty")),
         name if !OS_NAMES.contains(&name) => {
             errs.push(FieldError::not_supported(
@@ -143,7 +144,7 @@ fn validate_volumes(
     let mut names = BTreeSet::new();
     for (i, v) in volumes.iter().enumerate() {
         let p = path.index(i);
-        match str_of(v, "name").unwrap_or_default() {
+        match str_at(v, "name") {
             "" => errs.push(FieldError::required(p.child("name"), "")),
             name => {
                 push_all(errs, p.child("name"), name, is_dns1123_label(name));
@@ -179,7 +180,7 @@ fn validate_container(
     names: &mut BTreeSet<String>,
     errs: &mut Vec<FieldError>,
 ) {
-    match str_of(c, "name").unwrap_or_default() {
+    match str_at(c, "name") {
         "" => errs.push(FieldError::required(path.child("name"), "")),
         name => {
             push_all(errs, path.child("name"), name, is_dns1123_label(name));
@@ -188,7 +189,7 @@ fn validate_container(
             }
         }
     }
-    let image = str_of(c, "image").unwrap_or_default();
+    let image = str_at(c, "image");
     if image.trim().is_empty() {
         errs.push(FieldError::required(path.child("image"), ""));
     } else if image.trim() != image {
@@ -206,19 +207,19 @@ fn validate_container(
         "terminationMessagePolicy",
         TERMINATION_MESSAGE_POLICIES,
     );
-    validate_ports(list_of(c, "ports"), &path.child("ports"), errs);
-    validate_env(list_of(c, "env"), &path.child("env"), errs);
+    validate_ports(array_at(c, "ports"), &path.child("ports"), errs);
+    validate_env(array_at(c, "env"), &path.child("env"), errs);
     let mut mount_paths = BTreeSet::new();
-    for (i, m) in list_of(c, "volumeMounts").iter().enumerate() {
+    for (i, m) in array_at(c, "volumeMounts").iter().enumerate() {
         let p = path.child("volumeMounts").index(i);
-        match str_of(m, "name").unwrap_or_default() {
+        match str_at(m, "name") {
             "" => errs.push(FieldError::required(p.child("name"), "")),
             name if !volumes.contains(name) => {
                 errs.push(FieldError::not_found(p.child("name"), name))
             }
             _ => {}
         }
-        match str_of(m, "mountPath").unwrap_or_default() {
+        match str_at(m, "mountPath") {
             "" => errs.push(FieldError::required(p.child("mountPath"), "")),
             mp if !mount_paths.insert(mp.to_string()) => {
                 errs.push(FieldError::invalid(
@@ -230,24 +231,20 @@ fn validate_container(
             _ => {}
         }
     }
-    validate_resources(
-        c.get("resources").unwrap_or(&Value::Null),
-        &path.child("resources"),
-        errs,
-    );
+    validate_resources(child(c, "resources"), &path.child("resources"), errs);
 }
 
 fn validate_ports(ports: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
     let mut names = BTreeSet::new();
     for (i, port) in ports.iter().enumerate() {
         let p = path.index(i);
-        if let Some(name) = str_of(port, "name").filter(|n| !n.is_empty()) {
+        if let Some(name) = str_opt(port, "name").filter(|n| !n.is_empty()) {
             push_all(errs, p.child("name"), name, is_valid_port_name(name));
             if !names.insert(name) {
                 errs.push(FieldError::duplicate(p.child("name"), name));
             }
         }
-        match int_of(port, "containerPort") {
+        match i64_at(port, "containerPort") {
             None => errs.push(FieldError::required(p.child("containerPort"), "")),
             Some(n) => {
                 for m in is_valid_port_num(n) {
@@ -255,7 +252,7 @@ fn validate_ports(ports: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
                 }
             }
         }
-        if let Some(n) = int_of(port, "hostPort").filter(|n| *n != 0) {
+        if let Some(n) = i64_at(port, "hostPort").filter(|n| *n != 0) {
             for m in is_valid_port_num(n) {
                 errs.push(FieldError::invalid(p.child("hostPort"), n, m));
             }
@@ -267,14 +264,14 @@ fn validate_ports(ports: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
 fn validate_env(env: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
     for (i, e) in env.iter().enumerate() {
         let p = path.index(i);
-        match str_of(e, "name").unwrap_or_default() {
+        match str_at(e, "name") {
             "" => errs.push(FieldError::required(p.child("name"), "")),
             name => push_all(errs, p.child("name"), name, is_env_var_name(name)),
         }
-        let Some(from) = map_of(e, "valueFrom") else {
+        let Some(from) = object_at(e, "valueFrom") else {
             continue;
         };
-        if str_of(e, "value").is_some_and(|v| !v.is_empty()) {
+        if str_opt(e, "value").is_some_and(|v| !v.is_empty()) {
             errs.push(FieldError::invalid(
                 p.child("valueFrom"),
                 "",
@@ -297,7 +294,7 @@ fn validate_env(env: &[Value], path: &Path, errs: &mut Vec<FieldError>) {
         ] {
             let Some(r) = from.get(src) else { continue };
             for key in needs {
-                if str_of(r, key).unwrap_or_default().is_empty() {
+                if str_at(r, key).is_empty() {
                     errs.push(FieldError::required(
                         p.child("valueFrom").child(src).child(key),
                         "",
@@ -322,7 +319,7 @@ fn quantities(
     errs: &mut Vec<FieldError>,
 ) -> BTreeMap<String, Quantity> {
     let mut out = BTreeMap::new();
-    for (name, q) in map_of(v, key).into_iter().flatten() {
+    for (name, q) in object_at(v, key).into_iter().flatten() {
         let p = path.child(key).key(name);
         if !is_resource_name(name) {
             errs.push(FieldError::invalid(
@@ -369,11 +366,11 @@ pub fn validate_resources(res: &Value, path: &Path, errs: &mut Vec<FieldError>) 
 }
 
 fn validate_toleration(t: &Value, path: &Path, errs: &mut Vec<FieldError>) {
-    let key = str_of(t, "key").unwrap_or_default();
+    let key = str_at(t, "key");
     if !key.is_empty() {
         push_all(errs, path.child("key"), key, is_qualified_name(key));
     }
-    let op = str_of(t, "operator").unwrap_or_default();
+    let op = str_at(t, "operator");
     match op {
         "" | "Equal" => {
             if key.is_empty() && !op.is_empty() {
@@ -385,7 +382,7 @@ fn validate_toleration(t: &Value, path: &Path, errs: &mut Vec<FieldError>) {
             }
         }
         "Exists" => {
-            if let Some(v) = str_of(t, "value").filter(|v| !v.is_empty()) {
+            if let Some(v) = str_opt(t, "value").filter(|v| !v.is_empty()) {
                 errs.push(FieldError::invalid(
                     path.child("operator"),
                     v,
@@ -399,7 +396,7 @@ fn validate_toleration(t: &Value, path: &Path, errs: &mut Vec<FieldError>) {
             &["Equal", "Exists"],
         )),
     }
-    if let Some(e) = str_of(t, "effect").filter(|e| !e.is_empty() && !TAINT_EFFECTS.contains(e)) {
+    if let Some(e) = str_opt(t, "effect").filter(|e| !e.is_empty() && !TAINT_EFFECTS.contains(e)) {
         errs.push(FieldError::not_supported(
             path.child("effect"),
             e,
@@ -407,11 +404,11 @@ fn validate_toleration(t: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         ));
     }
     if t.get("tolerationSeconds").is_some_and(|s| !s.is_null())
-        && str_of(t, "effect") != Some("NoExecute")
+        && str_opt(t, "effect") != Some("NoExecute")
     {
         errs.push(FieldError::invalid(
             path.child("effect"),
-            str_of(t, "effect").unwrap_or_default(),
+            str_at(t, "effect"),
             "effect must be 'NoExecute' when `tolerationSeconds` is set",
         ));
     }
@@ -422,9 +419,9 @@ pub fn validate_taints(taints: &[Value], path: &Path, errs: &mut Vec<FieldError>
     let mut seen = BTreeSet::new();
     for (i, t) in taints.iter().enumerate() {
         let p = path.index(i);
-        let key = str_of(t, "key").unwrap_or_default();
+        let key = str_at(t, "key");
         push_all(errs, p.child("key"), key, is_qualified_name(key));
-        let effect = str_of(t, "effect").unwrap_or_default();
+        let effect = str_at(t, "effect");
         if effect.is_empty() {
             errs.push(FieldError::required(p.child("effect"), ""));
         } else if !TAINT_EFFECTS.contains(&effect) {
@@ -459,8 +456,8 @@ pub fn validate_pod_spec_update(new: &Value, old: &Value, path: &Path) -> Vec<Fi
         }
     }
     if let Some(m) = masked.as_object_mut() {
-        let new_deadline = int_of(new, "activeDeadlineSeconds");
-        let old_deadline = int_of(old, "activeDeadlineSeconds");
+        let new_deadline = i64_at(new, "activeDeadlineSeconds");
+        let old_deadline = i64_at(old, "activeDeadlineSeconds");
         match (new_deadline, old_deadline) {
             (Some(n), Some(o)) if n > o => errs.push(FieldError::invalid(
                 path.child("activeDeadlineSeconds"),
@@ -475,15 +472,15 @@ pub fn validate_pod_spec_update(new: &Value, old: &Value, path: &Path) -> Vec<Fi
             _ => {}
         }
         restore(m, old, "activeDeadlineSeconds");
-        let old_tol = list_of(old, "tolerations");
+        let old_tol = array_at(old, "tolerations");
         if old_tol
             .iter()
-            .all(|t| list_of(new, "tolerations").contains(t))
+            .all(|t| array_at(new, "tolerations").contains(t))
         {
             restore(m, old, "tolerations");
         }
-        if int_of(old, "terminationGracePeriodSeconds").is_some_and(|g| g < 0)
-            && int_of(new, "terminationGracePeriodSeconds") == Some(1)
+        if i64_at(old, "terminationGracePeriodSeconds").is_some_and(|g| g < 0)
+            && i64_at(new, "terminationGracePeriodSeconds") == Some(1)
         {
             restore(m, old, "terminationGracePeriodSeconds");
         }

@@ -2,11 +2,12 @@
 
 use serde_json::Value;
 
-use super::json::{check_enum, check_min, child, int_of, str_of};
+use super::json::{check_enum, check_min};
 use super::meta::{check_name_length, validate_annotations, validate_labels};
 use super::pod::{validate_pod_spec, validate_pod_spec_update};
 use super::{FieldError, Path};
 use crate::cron::CronSchedule;
+use crate::json::{bool_at, child, child_ptr, i64_at, str_at, str_opt};
 use crate::selectors::LabelSelector;
 
 /// Validates the `spec` of a Deployment, ReplicaSet, StatefulSet or DaemonSet.
@@ -90,7 +91,7 @@ fn validate_selector_and_template(
                 format!("empty selector is invalid for {}", kind.to_lowercase()),
             )),
             Ok(s) => {
-                let labels = template.pointer("/metadata/labels").unwrap_or(&Value::Null);
+                let labels = child_ptr(template, "/metadata/labels");
                 if !s.matches_object(template) {
                     errs.push(FieldError::invalid(
                         tpath.child("metadata").child("labels"),
@@ -102,11 +103,7 @@ fn validate_selector_and_template(
         },
     }
     validate_template(template, &tpath, errs, restart_policies);
-    if kind != "Job"
-        && template
-            .pointer("/spec/activeDeadlineSeconds")
-            .is_some_and(|v| !v.is_null())
-    {
+    if kind != "Job" && !child_ptr(template, "/spec/activeDeadlineSeconds").is_null() {
         errs.push(FieldError::forbidden(
             tpath.child("spec").child("activeDeadlineSeconds"),
             format!("activeDeadlineSeconds in {kind} is not Supported"),
@@ -136,7 +133,7 @@ fn validate_template(
     ));
     let spec = child(template, "spec");
     errs.extend(validate_pod_spec(spec, &path.child("spec")));
-    if let Some(rp) = str_of(spec, "restartPolicy").filter(|rp| !restart_policies.contains(rp)) {
+    if let Some(rp) = str_opt(spec, "restartPolicy").filter(|rp| !restart_policies.contains(rp)) {
         errs.push(FieldError::not_supported(
             path.child("spec").child("restartPolicy"),
             rp,
@@ -150,7 +147,7 @@ fn validate_deployment_strategy(spec: &Value, path: &Path, errs: &mut Vec<FieldE
     let sp = path.child("strategy");
     check_enum(errs, &sp, strategy, "type", &["Recreate", "RollingUpdate"]);
     let ru = child(strategy, "rollingUpdate");
-    if str_of(strategy, "type") == Some("Recreate") && !ru.is_null() {
+    if str_opt(strategy, "type") == Some("Recreate") && !ru.is_null() {
         errs.push(FieldError::forbidden(
             sp.child("rollingUpdate"),
             "may not be specified when strategy `type` is 'Recreate'",
@@ -158,8 +155,8 @@ fn validate_deployment_strategy(spec: &Value, path: &Path, errs: &mut Vec<FieldE
     }
     validate_rolling_update(ru, &sp.child("rollingUpdate"), errs);
     if let (Some(p), m) = (
-        int_of(spec, "progressDeadlineSeconds"),
-        int_of(spec, "minReadySeconds").unwrap_or(0),
+        i64_at(spec, "progressDeadlineSeconds"),
+        i64_at(spec, "minReadySeconds").unwrap_or(0),
     ) && p <= m
     {
         errs.push(FieldError::invalid(
@@ -276,7 +273,7 @@ pub fn validate_job_spec(spec: &Value, path: &Path, has_selector: bool) -> Vec<F
         "completionMode",
         &["NonIndexed", "Indexed"],
     );
-    if str_of(spec, "completionMode") == Some("Indexed") && int_of(spec, "completions").is_none() {
+    if str_opt(spec, "completionMode") == Some("Indexed") && i64_at(spec, "completions").is_none() {
         errs.push(FieldError::required(
             path.child("completions"),
             "when completion mode is Indexed",
@@ -294,11 +291,7 @@ pub fn validate_job_spec(spec: &Value, path: &Path, has_selector: bool) -> Vec<F
         );
     }
     let template = child(spec, "template");
-    if template.is_object()
-        && template
-            .pointer("/spec/restartPolicy")
-            .is_none_or(Value::is_null)
-    {
+    if template.is_object() && child_ptr(template, "/spec/restartPolicy").is_null() {
         let rp = path.child("template").child("spec").child("restartPolicy");
         errs.push(FieldError::not_supported(rp, "", restart));
     }
@@ -318,7 +311,7 @@ pub fn validate_job_update(new: &Value, old: &Value) -> Vec<FieldError> {
             ));
         }
     }
-    let suspended = os.get("suspend").and_then(Value::as_bool) == Some(true);
+    let suspended = bool_at(os, "suspend");
     let (nt, ot) = (child(ns, "template"), child(os, "template"));
     if nt != ot {
         // A suspended job may still change where its pods run.
@@ -342,8 +335,8 @@ pub fn validate_job_update(new: &Value, old: &Value) -> Vec<FieldError> {
             ));
         }
     }
-    let elastic = str_of(os, "completionMode") == Some("Indexed")
-        && int_of(ns, "completions") == int_of(ns, "parallelism");
+    let elastic = str_opt(os, "completionMode") == Some("Indexed")
+        && i64_at(ns, "completions") == i64_at(ns, "parallelism");
     if ns.get("completions") != os.get("completions") && !elastic {
         errs.push(FieldError::invalid(
             "spec.completions",
@@ -360,7 +353,7 @@ pub fn validate_cronjob(obj: &Value) -> Vec<FieldError> {
     let spec = child(obj, "spec");
     let mut errs = Vec::new();
     check_name_length(&mut errs, child(obj, "metadata"), 52);
-    match str_of(spec, "schedule").unwrap_or_default() {
+    match str_at(spec, "schedule") {
         "" => errs.push(FieldError::required(path.child("schedule"), "")),
         s if s.contains("TZ") => errs.push(FieldError::invalid(
             path.child("schedule"),
