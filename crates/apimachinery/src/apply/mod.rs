@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 pub use fieldset::{FieldPath, FieldSet, display, fields_of, from_fields_v1, to_fields_v1};
 use fieldset::{ListKind, item_key, list_kind, remove_at, value_at};
 
+use crate::json::{child, meta, str_at};
 use crate::patch::{field_type, root_type};
 
 /// Who is applying or updating, and when.
@@ -68,21 +69,17 @@ struct Entry {
 
 impl Entry {
     fn is(&self, m: &Manager, operation: &str) -> bool {
-        let s = |k: &str| self.raw.get(k).and_then(Value::as_str).unwrap_or_default();
+        let s = |k: &str| str_at(&self.raw, k);
         s("manager") == m.name && s("operation") == operation && s("subresource") == m.subresource
     }
 }
 
 fn entries(obj: &Value) -> Vec<Entry> {
-    let list = obj
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let list = meta::managed_fields(obj).to_vec();
     list.into_iter()
         .filter(|e| e.is_object())
         .map(|raw| {
-            let set = from_fields_v1(raw.get("fieldsV1").unwrap_or(&Value::Null));
+            let set = from_fields_v1(child(&raw, "fieldsV1"));
             Entry { raw, set }
         })
         .collect()
@@ -172,13 +169,7 @@ pub fn apply(
                 e.set.remove(p);
             }
         } else {
-            let s = |k: &str| {
-                e.raw
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
+            let s = |k: &str| str_at(&e.raw, k).to_string();
             conflicts.extend(differing.iter().map(|p| Conflict {
                 manager: s("manager"),
                 api_version: s("apiVersion"),

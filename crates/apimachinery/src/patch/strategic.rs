@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::PatchError;
 use super::lists::{Id, order};
 use super::table::{field_type, list_strategy};
+use crate::json::str_opt;
 
 const SET_ORDER: &str = "$setElementOrder/";
 const DELETE_PRIMITIVES: &str = "$deleteFromPrimitiveList/";
@@ -128,7 +129,7 @@ fn merge_list(
     item_ty: Option<&str>,
     merge_key: Option<&str>,
 ) -> Result<Vec<Value>, PatchError> {
-    let is_directive = |v: &Value, d: &str| v.get("$patch").and_then(Value::as_str) == Some(d);
+    let is_directive = |v: &Value, d: &str| str_opt(v, "$patch") == Some(d);
     if patch.iter().any(|v| is_directive(v, "replace")) {
         return patch
             .iter()

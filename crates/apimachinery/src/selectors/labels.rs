@@ -6,6 +6,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::SelectorError;
+use crate::json::{meta, str_at};
 use crate::validation::{is_qualified_name, is_valid_label_value};
 
 /// How a requirement relates a label to its values.
@@ -536,20 +537,14 @@ impl LabelSelector {
     /// Matches an object by its `metadata.labels`.
     pub fn matches_object(&self, obj: &Value) -> bool {
         let empty = Map::new();
-        let labels = obj
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
+        let labels = meta::labels(obj).unwrap_or(&empty);
         self.matches_json(labels)
     }
 }
 
 fn expression(e: &Value) -> Result<Requirement, SelectorError> {
-    let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-    let op = e
-        .get("operator")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let key = str_at(e, "key");
+    let op = str_at(e, "operator");
     let values: Vec<String> = match e.get("values") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(vs)) => vs
