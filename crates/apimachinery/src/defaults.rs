@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::json::{array_ptr, bool_ptr, meta, str_at, str_opt};
 use crate::quantity::Quantity;
 
 /// Fills in the defaults of a built-in kind. Unknown kinds and malformed parts are left alone.
@@ -295,9 +296,9 @@ pub fn default_tolerations(obj: &mut Value) {
         "node.kubernetes.io/unreachable",
     ] {
         let tolerated = list.iter().any(|t| {
-            let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-            let k = t.get("key").and_then(Value::as_str).unwrap_or_default();
-            let effect = t.get("effect").and_then(Value::as_str).unwrap_or_default();
+            let op = str_opt(t, "operator").unwrap_or("Equal");
+            let k = str_at(t, "key");
+            let effect = str_at(t, "effect");
             (k == key || (k.is_empty() && op == "Exists"))
                 && (effect.is_empty() || effect == "NoExecute")
         });
@@ -382,11 +383,7 @@ pub fn carry_over_service_allocations(new: &mut Value, old: &Value) {
             spec.insert(key.to_string(), v.clone());
         }
     }
-    let old_ports = old
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let old_ports = array_ptr(old, "/spec/ports").to_vec();
     for p in each_in(spec, "ports") {
         if p.get("nodePort").is_some_and(|n| !n.is_null() && n != 0) {
             continue;
@@ -401,11 +398,8 @@ pub fn carry_over_service_allocations(new: &mut Value, old: &Value) {
 }
 
 fn namespace(obj: &mut Value) {
-    if let Some(name) = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        && !name.is_empty()
+    let name = meta::name(obj).to_string();
+    if !name.is_empty()
         && let Some(labels) = obj_at(obj, &["metadata", "labels"])
     {
         labels.insert("kubernetes.io/metadata.name".into(), json!(name));
@@ -533,14 +527,10 @@ fn job(obj: &mut Value) {
 /// What the Job registry sets at create: unless `manualSelector` is true, a
 /// selector on the job's uid and the matching labels on its pod template.
 pub fn job_selector_and_labels(obj: &mut Value, uid: &str) {
-    if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true) {
+    if bool_ptr(obj, "/spec/manualSelector") {
         return;
     }
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let name = meta::name(obj).to_string();
     if let Some(spec) = obj_at(obj, &["spec"]) {
         spec.insert(
             "selector".into(),
