@@ -2,9 +2,10 @@
 //!
 //! Every accessor treats a field that is absent, `null` or of the wrong type as missing
 //! and never panics; type errors are reported when an object is decoded or validated,
-//! not here. `*_at` functions read one key of an object, `*_ptr` functions follow a
-//! JSON pointer (RFC 6901, e.g. `"/spec/template/metadata"`). Reading a key of a value
-//! that is not an object is also "missing".
+//! not here. `*_at` functions read one key of an object (a `Value` or, through
+//! [`Fields`], an object's `Map`); `*_ptr` functions follow a JSON pointer (RFC 6901,
+//! e.g. `"/spec/template/metadata"`). Reading a key of a value that is not an object
+//! is also "missing".
 //!
 //! ```
 //! use apimachinery::json::{self, meta};
@@ -22,13 +23,13 @@
 use serde_json::{Map, Value};
 
 /// The string at `key`, or `""` when absent or not a string.
-pub fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
+pub fn str_at<'a>(v: &'a (impl Fields + ?Sized), key: &str) -> &'a str {
     str_opt(v, key).unwrap_or_default()
 }
 
 /// The string at `key`, or `None` when absent or not a string (so `""` stays distinct).
-pub fn str_opt<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
+pub fn str_opt<'a>(v: &'a (impl Fields + ?Sized), key: &str) -> Option<&'a str> {
+    v.field(key).and_then(Value::as_str)
 }
 
 /// The string at `pointer`, or `""` when absent or not a string.
@@ -42,8 +43,8 @@ pub fn str_ptr_opt<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
 }
 
 /// Whether `key` holds `true`; absent or not a boolean reads as `false`.
-pub fn bool_at(v: &Value, key: &str) -> bool {
-    v.get(key).and_then(Value::as_bool).unwrap_or(false)
+pub fn bool_at(v: &(impl Fields + ?Sized), key: &str) -> bool {
+    v.field(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// Whether `pointer` leads to `true`; absent or not a boolean reads as `false`.
@@ -52,8 +53,8 @@ pub fn bool_ptr(v: &Value, pointer: &str) -> bool {
 }
 
 /// The integer at `key`, or `None` when absent or not an integer that fits an `i64`.
-pub fn i64_at(v: &Value, key: &str) -> Option<i64> {
-    v.get(key).and_then(Value::as_i64)
+pub fn i64_at(v: &(impl Fields + ?Sized), key: &str) -> Option<i64> {
+    v.field(key).and_then(Value::as_i64)
 }
 
 /// The integer at `pointer`, or `None` when absent or not an integer that fits an `i64`.
@@ -62,13 +63,13 @@ pub fn i64_ptr(v: &Value, pointer: &str) -> Option<i64> {
 }
 
 /// The number at `key` as an `f64`, or `None` when absent or not a number.
-pub fn f64_at(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).and_then(Value::as_f64)
+pub fn f64_at(v: &(impl Fields + ?Sized), key: &str) -> Option<f64> {
+    v.field(key).and_then(Value::as_f64)
 }
 
 /// The items of the array at `key`, or an empty slice when absent or not an array.
-pub fn array_at<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key).map(as_slice).unwrap_or_default()
+pub fn array_at<'a>(v: &'a (impl Fields + ?Sized), key: &str) -> &'a [Value] {
+    v.field(key).map(as_slice).unwrap_or_default()
 }
 
 /// The items of the array at `pointer`, or an empty slice when absent or not an array.
@@ -77,8 +78,8 @@ pub fn array_ptr<'a>(v: &'a Value, pointer: &str) -> &'a [Value] {
 }
 
 /// The object at `key`, or `None` when absent or not an object.
-pub fn object_at<'a>(v: &'a Value, key: &str) -> Option<&'a Map<String, Value>> {
-    v.get(key).and_then(Value::as_object)
+pub fn object_at<'a>(v: &'a (impl Fields + ?Sized), key: &str) -> Option<&'a Map<String, Value>> {
+    v.field(key).and_then(Value::as_object)
 }
 
 /// The object at `pointer`, or `None` when absent or not an object.
@@ -87,13 +88,16 @@ pub fn object_ptr<'a>(v: &'a Value, pointer: &str) -> Option<&'a Map<String, Val
 }
 
 /// The entries of the object at `key`, none when absent or not an object.
-pub fn entries_at<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (&'a String, &'a Value)> {
+pub fn entries_at<'a>(
+    v: &'a (impl Fields + ?Sized),
+    key: &str,
+) -> impl Iterator<Item = (&'a String, &'a Value)> {
     object_at(v, key).into_iter().flatten()
 }
 
 /// The value at `key` whatever its type, or `null` when absent.
-pub fn child<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key).unwrap_or(&Value::Null)
+pub fn child<'a>(v: &'a (impl Fields + ?Sized), key: &str) -> &'a Value {
+    v.field(key).unwrap_or(&Value::Null)
 }
 
 /// The value at `pointer` whatever its type, or `null` when absent.
@@ -102,8 +106,40 @@ pub fn child_ptr<'a>(v: &'a Value, pointer: &str) -> &'a Value {
 }
 
 /// Whether `key` is set to anything but `null`.
-pub fn has(v: &Value, key: &str) -> bool {
-    v.get(key).is_some_and(|x| !x.is_null())
+pub fn has(v: &(impl Fields + ?Sized), key: &str) -> bool {
+    v.field(key).is_some_and(|x| !x.is_null())
+}
+
+/// What the `*_at` accessors read a key of: a JSON value (an object, or anything else,
+/// which has no fields) or an object's map.
+pub trait Fields: sealed::Sealed {
+    /// The value at `key`, if `self` is an object that has it.
+    fn field(&self, key: &str) -> Option<&Value>;
+}
+
+impl Fields for Value {
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl Fields for Map<String, Value> {
+    fn field(&self, key: &str) -> Option<&Value> {
+        self.get(key)
+    }
+}
+
+impl<T: Fields + ?Sized> Fields for &T {
+    fn field(&self, key: &str) -> Option<&Value> {
+        (**self).field(key)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for serde_json::Value {}
+    impl Sealed for serde_json::Map<String, serde_json::Value> {}
+    impl<T: Sealed + ?Sized> Sealed for &T {}
 }
 
 fn as_slice(v: &Value) -> &[Value] {

@@ -158,3 +158,21 @@ fn metadata_of_the_wrong_shape_reads_as_missing() {
         assert!(meta::owner_references(&obj).is_empty());
     }
 }
+
+#[test]
+fn object_maps_read_like_object_values() {
+    let v = sample();
+    let m = v.as_object().unwrap();
+    assert_eq!(str_at(m, "s"), "text");
+    assert_eq!(str_opt(m, "n"), None);
+    assert!(bool_at(m, "t"));
+    assert_eq!(i64_at(m, "n"), Some(7));
+    assert_eq!(f64_at(m, "f"), Some(1.5));
+    assert_eq!(array_at(m, "arr").len(), 2);
+    assert!(object_at(m, "obj").is_some());
+    assert_eq!(entries_at(m, "obj").count(), 1);
+    assert!(child(m, "missing").is_null());
+    assert!(has(m, "no") && !has(m, "nul"));
+    let by_ref: Vec<&Value> = vec![&v];
+    assert!(by_ref.iter().all(|x| str_at(x, "s") == "text"));
+}
