@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::json::{array_ptr, bool_ptr, meta, str_at, str_opt};
+use crate::json::{array_ptr, bool_at, bool_ptr, meta, object_at, str_at, str_opt};
 use crate::quantity::Quantity;
 
 /// Fills in the defaults of a built-in kind. Unknown kinds and malformed parts are left alone.
@@ -149,7 +149,7 @@ fn pod_spec(spec: &mut Map<String, Value>) {
 }
 
 fn container(c: &mut Map<String, Value>) {
-    let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+    let image = str_at(c, "image");
     let policy = if image_tag(image).is_none_or(|t| t == "latest") {
         "Always"
     } else {
@@ -255,11 +255,11 @@ fn pod_only(spec: &mut Map<String, Value>) {
     set(spec, "enableServiceLinks", json!(true));
     set(spec, "priority", json!(0));
     set(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-    let host_network = spec.get("hostNetwork").and_then(Value::as_bool) == Some(true);
+    let host_network = bool_at(spec, "hostNetwork");
     for key in ["containers", "initContainers"] {
         for c in each_in(spec, key) {
             if let Some(res) = c.get_mut("resources").and_then(Value::as_object_mut)
-                && let Some(limits) = res.get("limits").and_then(Value::as_object).cloned()
+                && let Some(limits) = object_at(res, "limits").cloned()
                 && let Some(requests) = child_obj(res, "requests")
             {
                 for (k, v) in limits {
@@ -314,12 +314,8 @@ fn service(obj: &mut Value) {
     };
     set(spec, "type", json!("ClusterIP"));
     set(spec, "sessionAffinity", json!("None"));
-    let ty = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
-    match spec.get("sessionAffinity").and_then(Value::as_str) {
+    let ty = str_at(spec, "type").to_string();
+    match str_opt(spec, "sessionAffinity") {
         Some("None") => {
             spec.remove("sessionAffinityConfig");
         }
@@ -430,7 +426,7 @@ fn deployment(obj: &mut Value) {
         set(spec, "progressDeadlineSeconds", json!(600));
         if let Some(strategy) = child_obj(spec, "strategy") {
             set(strategy, "type", json!("RollingUpdate"));
-            if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            if str_at(strategy, "type") == "RollingUpdate"
                 && let Some(ru) = child_obj(strategy, "rollingUpdate")
             {
                 set(ru, "maxUnavailable", json!("25%"));
@@ -448,7 +444,7 @@ fn stateful_set(obj: &mut Value) {
         set(spec, "revisionHistoryLimit", json!(10));
         if let Some(us) = child_obj(spec, "updateStrategy") {
             set(us, "type", json!("RollingUpdate"));
-            if us.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            if str_at(us, "type") == "RollingUpdate"
                 && let Some(ru) = child_obj(us, "rollingUpdate")
             {
                 set(ru, "partition", json!(0));
@@ -475,7 +471,7 @@ fn daemon_set(obj: &mut Value) {
         set(spec, "revisionHistoryLimit", json!(10));
         if let Some(us) = child_obj(spec, "updateStrategy") {
             set(us, "type", json!("RollingUpdate"));
-            if us.get("type").and_then(Value::as_str) == Some("RollingUpdate")
+            if str_at(us, "type") == "RollingUpdate"
                 && let Some(ru) = child_obj(us, "rollingUpdate")
             {
                 set(ru, "maxUnavailable", json!(1));

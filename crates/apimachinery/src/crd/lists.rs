@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::structural::Structural;
+use crate::json::str_at;
 use crate::validation::{FieldError, NameRule, Path, is_dns1035_label, validate_object_meta_with};
 
 /// `objectmeta.Validate` below the root: `apiVersion`, `kind` and `metadata` of every
@@ -82,18 +83,10 @@ fn embedded_metadata(meta: &Value, at: &Path, errs: &mut Vec<FieldError>) {
         return;
     };
     let mut meta = fields.clone();
-    if meta
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .is_empty()
-    {
+    if str_at(&meta, "name").is_empty() {
         meta.insert("name".into(), "fakename".into());
     }
-    let namespaced = meta
-        .get("namespace")
-        .and_then(Value::as_str)
-        .is_some_and(|ns| !ns.is_empty());
+    let namespaced = !str_at(&meta, "namespace").is_empty();
     let found = validate_object_meta_with(&Value::Object(meta), namespaced, NameRule::PathSegment);
     for mut e in found {
         let rest = e.field.strip_prefix("metadata").unwrap_or(&e.field);

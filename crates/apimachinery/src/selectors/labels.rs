@@ -6,7 +6,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use super::SelectorError;
-use crate::json::{meta, str_at};
+use crate::json::{meta, str_at, str_opt};
 use crate::validation::{is_qualified_name, is_valid_label_value};
 
 /// How a requirement relates a label to its values.
@@ -531,7 +531,7 @@ impl LabelSelector {
 
     /// Matches a JSON labels object (values that are not strings count as absent).
     pub fn matches_json(&self, labels: &Map<String, Value>) -> bool {
-        self.matches(&|k| labels.get(k).and_then(Value::as_str))
+        self.matches(&|k| str_opt(labels, k))
     }
 
     /// Matches an object by its `metadata.labels`.
