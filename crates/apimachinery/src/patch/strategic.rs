@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::PatchError;
 use super::lists::{Id, order};
 use super::table::{field_type, list_strategy};
-use crate::json::str_opt;
+use crate::json::{array_at, str_opt};
 
 const SET_ORDER: &str = "$setElementOrder/";
 const DELETE_PRIMITIVES: &str = "$deleteFromPrimitiveList/";
@@ -52,11 +52,7 @@ pub(crate) fn merge_map(
         };
         let strategy = ty.and_then(|t| list_strategy(t, field));
         let merge_key = strategy.and_then(|s| s.merge_key);
-        let current = original
-            .get(field)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let current = array_at(&original, field).to_vec();
         let merged = match patch.remove(field) {
             None => current.clone(),
             Some(Value::Array(p)) if strategy.is_some_and(|s| s.strategy.contains("merge")) => {
