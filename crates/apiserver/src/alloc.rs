@@ -114,16 +114,8 @@ async fn claim(a: &Allocator, key: String, owner: &str) -> Result<bool, StoreErr
 
 /// Assigns spec.clusterIP(s) and node ports to a new Service, claiming each.
 async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
-    let name = svc
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let ns = svc
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = apimachinery::json::str_ptr(svc, "/metadata/name").to_string();
+    let ns = apimachinery::json::str_ptr(svc, "/metadata/namespace").to_string();
     let owner = format!("{ns}/{name}");
     let ty = svc
         .pointer("/spec/type")
@@ -131,11 +123,7 @@ async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
         .unwrap_or("ClusterIP")
         .to_string();
     if ty != "ExternalName" {
-        let wanted = svc
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let wanted = apimachinery::json::str_ptr(svc, "/spec/clusterIP").to_string();
         if wanted != "None" {
             let ip = if wanted.is_empty() {
                 allocate_ip(a, &owner).await?

@@ -48,12 +48,8 @@ pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiR
     let key = crate::keys::of("v1", "Service", Some("default"), "kubernetes");
     create_if_absent(store, cache, &key, svc).await?;
     for obj in crate::auth::bootstrap::bootstrap_objects() {
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let kind = apimachinery::json::str_at(&obj, "kind");
+        let name = apimachinery::json::str_ptr(&obj, "/metadata/name").to_string();
         if !matches!(
             kind,
             "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding"

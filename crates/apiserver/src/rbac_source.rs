@@ -229,10 +229,7 @@ fn volumes_reference_secret(
     };
     for entry in pods.iter().filter(uses_claims) {
         let Ok(pod) = entry.value() else { continue };
-        let pod_ns = pod
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let pod_ns = apimachinery::json::str_ptr(&pod, "/metadata/namespace");
         let mut claims = Vec::new();
         graph::visit_pod_references(&pod, &mut |v, claim| {
             if v == Vertex::PersistentVolumeClaim {

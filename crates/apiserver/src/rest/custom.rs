@@ -9,10 +9,7 @@ use crate::error::{ApiError, ApiResult, Cause};
 use crate::registry::Custom;
 
 fn invalid(call: &Call<'_>, kind: &str, obj: &Value, errors: Vec<FieldError>) -> ApiError {
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let name = apimachinery::json::str_ptr(obj, "/metadata/name");
     let causes = errors
         .iter()
         .map(|e| Cause {

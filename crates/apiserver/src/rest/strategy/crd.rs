@@ -50,14 +50,8 @@ impl Strategy for CustomResource {
 
 /// A deleted CRD takes its objects with it.
 async fn delete_custom_objects(api: &Api, crd: &Value) {
-    let group = crd
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let plural = crd
-        .pointer("/spec/names/plural")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let group = apimachinery::json::str_ptr(crd, "/spec/group");
+    let plural = apimachinery::json::str_ptr(crd, "/spec/names/plural");
     if group.is_empty() || plural.is_empty() {
         return;
     }

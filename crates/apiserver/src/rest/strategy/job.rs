@@ -10,11 +10,7 @@ pub(super) struct Job;
 
 impl Strategy for Job {
     fn admit_create(&self, _: &Api, obj: &mut Value) -> ApiResult<()> {
-        let uid = obj
-            .pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let uid = apimachinery::json::str_ptr(obj, "/metadata/uid").to_string();
         apimachinery::defaults::job_selector_and_labels(obj, &uid);
         Ok(())
     }

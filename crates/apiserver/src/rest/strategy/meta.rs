@@ -22,7 +22,7 @@ pub fn check_type(obj: &mut Value, r: &Resource) -> ApiResult<()> {
         Some(k) => {
             return Err(ApiError::BadRequest(format!(
                 "the API version in the data ({}) does not match the expected API version ({want_av}), or kind {k} is not {}",
-                map.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+                apimachinery::json::str_at(&*map, "apiVersion"),
                 r.kind
             )));
         }
@@ -76,17 +76,9 @@ pub fn prepare_meta_for_create(obj: &mut Value, call: &Call<'_>) -> ApiResult<()
     } else {
         meta.remove("namespace");
     }
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let name = apimachinery::json::str_at(&*meta, "name").to_string();
     if name.is_empty() {
-        let prefix = meta
-            .get("generateName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let prefix = apimachinery::json::str_at(&*meta, "generateName").to_string();
         if prefix.is_empty() {
             return Err(ApiError::invalid(
                 &r.group,

@@ -225,11 +225,7 @@ pub fn prepare(
     let old_view = old.and_then(|o| kind.old_for_validation(&call.info.subresource, obj, o));
     let errors = apimachinery::validation::validate(&av, &r.kind, obj, old_view.as_ref().or(old));
     if !errors.is_empty() {
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let name = apimachinery::json::str_ptr(obj, "/metadata/name").to_string();
         let causes = errors
             .iter()
             .map(|e| cause(e.reason(), &e.field, e.message()))

@@ -53,10 +53,7 @@ impl Strategy for Pod {
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .is_some_and(|n| !n.is_empty());
-        let phase = obj
-            .pointer("/status/phase")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let phase = apimachinery::json::str_ptr(obj, "/status/phase");
         let terminal = phase == "Succeeded" || phase == "Failed";
         let default = obj
             .pointer("/spec/terminationGracePeriodSeconds")
@@ -155,16 +152,8 @@ impl GivenPriority {
 /// The Priority admission step: a pod's `priorityClassName` (or the global
 /// default class) becomes its `spec.priority` and `preemptionPolicy`.
 fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResult<()> {
-    let pod_name = pod
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let name = pod
-        .pointer("/spec/priorityClassName")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let pod_name = apimachinery::json::str_ptr(pod, "/metadata/name").to_string();
+    let name = apimachinery::json::str_ptr(pod, "/spec/priorityClassName").to_string();
     let class = if name.is_empty() {
         let (_, classes) = api.cache.objects(&crate::keys::prefix(
             "scheduling.k8s.io/v1",

@@ -123,10 +123,7 @@ pub(super) async fn delete_one(
     if call.strategy.returns_deleted_object() {
         return Ok(respond(StatusCode::OK, &target.key, last, rev));
     }
-    let uid = last
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let uid = apimachinery::json::str_ptr(&last, "/metadata/uid");
     json_value(
         StatusCode::OK,
         &json!({
@@ -146,10 +143,7 @@ fn check_preconditions(
 ) -> ApiResult<()> {
     let failed =
         |why: String| ApiError::conflict(&call.resource.group, &call.resource.plural, name, &why);
-    let uid = cur
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let uid = apimachinery::json::str_ptr(cur, "/metadata/uid");
     if let Some(want) = &opts.uid
         && want != uid
     {
@@ -177,11 +171,7 @@ pub async fn delete_collection(api: &Api, call: &Call<'_>) -> ApiResult<Response
     for entry in &snap.items {
         let v = entry.value()?;
         let name = name_of(&v).to_string();
-        let ns = v
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let ns = apimachinery::json::str_ptr(&v, "/metadata/namespace").to_string();
         let info = crate::rest::request::RequestInfo {
             name: name.clone(),
             namespace: ns,

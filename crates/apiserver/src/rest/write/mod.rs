@@ -181,9 +181,7 @@ pub(super) fn respond_stored(
 }
 
 pub(super) fn name_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
+    apimachinery::json::str_ptr(obj, "/metadata/name")
 }
 
 /// The current stored object: from the cache first, from the store after a lost race.

@@ -14,11 +14,7 @@ use crate::rest::{Api, Call, decode_body};
 /// POST pods/NAME/binding: the scheduler's placement.
 pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     let binding = decode_body(&call.body, call.content_type())?;
-    let node = binding
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
+    let node = apimachinery::json::str_ptr(&binding, "/target/name").to_string();
     if node.is_empty() {
         return Err(ApiError::invalid(
             "",
@@ -43,10 +39,7 @@ pub async fn bind(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
                 "pod is being deleted, cannot be assigned to a host",
             ));
         }
-        let current = pod
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let current = apimachinery::json::str_ptr(&pod, "/spec/nodeName");
         if !current.is_empty() {
             return Err(ApiError::conflict(
                 "",
@@ -79,10 +72,7 @@ pub async fn evict(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         .get(&key)
         .ok_or_else(|| call.not_found(name))?
         .value()?;
-    let phase = pod
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let phase = apimachinery::json::str_ptr(&pod, "/status/phase");
     // Pods that are done or not yet running cannot be disrupted.
     if !matches!(phase, "Succeeded" | "Failed" | "Pending") {
         for (pdb, pdb_name) in covering_budgets(api, &pod)? {
@@ -95,10 +85,7 @@ pub async fn evict(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
 
 /// Keys and names of the PodDisruptionBudgets in the pod's namespace that select it.
 fn covering_budgets(api: &Api, pod: &Value) -> ApiResult<Vec<(String, String)>> {
-    let ns = pod
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let ns = apimachinery::json::str_ptr(pod, "/metadata/namespace");
     let (_, pdbs) = api.cache.objects(&crate::keys::in_namespace(
         "policy/v1",
         "PodDisruptionBudget",

@@ -75,14 +75,8 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             )?,
             _ => decode_body(&call.body, call.content_type())?,
         };
-        let wanted = scale
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let cur = obj
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let wanted = apimachinery::json::str_ptr(&scale, "/metadata/resourceVersion");
+        let cur = apimachinery::json::str_ptr(&obj, "/metadata/resourceVersion");
         if !wanted.is_empty() && wanted != cur {
             return Err(ApiError::stale(
                 &call.resource.group,

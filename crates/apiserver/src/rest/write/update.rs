@@ -84,10 +84,7 @@ fn change(
     }
     strategy::decode_check(call, &mut new)?;
     check_identity(call, &cur, &new)?;
-    let wanted_rv = new
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let wanted_rv = apimachinery::json::str_ptr(&new, "/metadata/resourceVersion");
     if !wanted_rv.is_empty() && wanted_rv != rev.to_string() {
         return Err(ApiError::stale(
             &call.resource.group,
