@@ -109,7 +109,7 @@ pub fn prepare_meta_for_create(obj: &mut Value, call: &Call<'_>) -> ApiResult<()
     ] {
         meta.remove(server_owned);
     }
-    if crate::rest::strategy::for_resource(r, call.custom.is_some()).has_generation(r) {
+    if call.strategy.has_generation(r) {
         meta.insert("generation".into(), json!(1));
     } else {
         meta.remove("generation");
