@@ -30,6 +30,31 @@ enum Command {
     Server(ServerArgs),
     /// Measure a component against the Kubernetes SLOs on this machine.
     Bench(bench::BenchArgs),
+    /// Manage the node's image store.
+    #[command(subcommand)]
+    Images(ImagesCommand),
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Load oci-archive or docker-archive tarballs into the node's image store.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "/var/lib/flotilla")]
+        data_dir: PathBuf,
+    },
+}
+
+/// The node agent's flags, shared by `server` (for its own node) and `agent`.
+#[derive(clap::Args)]
+struct AgentFlags {
+    /// The OCI runtime that runs containers: runc or crun.
+    #[arg(long, default_value = "runc")]
+    oci_runtime: kubelet::OciRuntimeKind,
+    /// A registry reached over plain HTTP (HOST:PORT); repeatable.
+    #[arg(long)]
+    insecure_registry: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -71,6 +96,20 @@ struct ServerArgs {
     /// A node silent this long is marked NotReady/Unknown and tainted unreachable.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    #[command(flatten)]
+    agent: AgentFlags,
+}
+
+/// The address other nodes reach this one at: the source address of the
+/// default route (a UDP connect sends nothing), else loopback.
+fn default_node_ip() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("192.0.2.1:9")?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 fn hostname() -> String {
@@ -84,18 +123,14 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .service_cidr
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--service-cidr: {e}"))?;
-    if !args.disable_agent {
-        tracing::warn!(
-            "the node agent is not part of this build yet; running the control plane only"
-        );
-    }
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
     let config = apiserver::ServerConfig {
         data_dir: args.data_dir.clone(),
         bind_address: args.bind_address,
         https_port: args.https_listen_port,
         datastore_endpoint: args.datastore_endpoint,
         token: args.token,
-        node_name: args.node_name.unwrap_or_else(hostname),
+        node_name: node_name.clone(),
         node_ip: args.node_ip,
         cluster_cidr: args.cluster_cidr.clone(),
         service_cidr,
@@ -112,7 +147,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     let mut components = tokio::task::JoinSet::new();
     if !args.disable_scheduler {
         let client =
-            component_client(&running, "scheduler.kubeconfig", "system:kube-scheduler").await?;
+            component_client(&running, "scheduler.kubeconfig", "system:kube-scheduler", &[]).await?;
         components.spawn(async move {
             scheduler::run(client, scheduler::SchedulerOptions::default())
                 .await
@@ -124,6 +159,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             &running,
             "controller-manager.kubeconfig",
             "system:kube-controller-manager",
+            &[],
         )
         .await?;
         let opts = controllers::ControllerOptions {
@@ -136,6 +172,23 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             controllers::run(client, opts)
                 .await
                 .map_err(|e| anyhow::anyhow!("controller manager stopped: {e:#}"))
+        });
+    }
+    if !args.disable_agent {
+        let user = format!("system:node:{node_name}");
+        let client = component_client(&running, "node.kubeconfig", &user, &["system:nodes"]).await?;
+        let mut opts = kubelet::KubeletOptions::new(
+            node_name.clone(),
+            args.node_ip.unwrap_or_else(default_node_ip),
+            args.data_dir.join("agent"),
+        );
+        opts.oci_runtime = args.agent.oci_runtime;
+        opts.insecure_registries = args.agent.insecure_registry.clone();
+        opts.cluster_dns = vec![args.cluster_dns];
+        components.spawn(async move {
+            kubelet::run(client, opts)
+                .await
+                .map_err(|e| anyhow::anyhow!("node agent stopped: {}", error_chain(&e)))
         });
     }
     tokio::select! {
@@ -152,8 +205,9 @@ async fn component_client(
     running: &apiserver::Running,
     file: &str,
     user: &str,
+    groups: &[&str],
 ) -> anyhow::Result<kube::Client> {
-    let path = running.server.component_kubeconfig(file, user, &[])?;
+    let path = running.server.component_kubeconfig(file, user, groups)?;
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
     let config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
@@ -161,6 +215,36 @@ async fn component_client(
     )
     .await?;
     Ok(kube::Client::try_from(config)?)
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn images(cmd: ImagesCommand) -> anyhow::Result<()> {
+    match cmd {
+        ImagesCommand::Import { files, data_dir } => {
+            let store = kubelet::images::ImageStore::open(&data_dir.join("agent/image-store"))
+                .map_err(|e| anyhow::anyhow!(error_chain(&e)))?;
+            for file in files {
+                let names = store
+                    .import_archive(&file)
+                    .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), error_chain(&e)))?;
+                for name in names {
+                    println!("imported {name}");
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `40s`, `5m`, `1h30m` or plain seconds.
@@ -192,6 +276,11 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A container's shim: synchronous, no logging setup, before anything else.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("shim") {
+        std::process::exit(kubelet::runtime::shim::main(&argv[2..]));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -206,5 +295,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
+        Command::Images(cmd) => images(cmd),
     }
 }

@@ -11,14 +11,73 @@
 //! - [`runtime`]: a CRI-shaped [`runtime::Runtime`] whose default implementation
 //!   runs in this process: a pod sandbox of bind-mounted namespaces, CNI for its
 //!   network, an overlayfs rootfs per container and an OCI bundle run by `runc`
-//!   or `crun`.
+//!   or `crun` through a per-container shim.
 //! - `node`: registration, the Lease heartbeat and node status.
-//! - `pods`: the pod workers, driven by a watch of the pods bound here.
+//! - `workers`: one task per pod bound here, driven by a watch and by
+//!   container exits.
 
 mod error;
 pub mod images;
+mod node;
 mod options;
 pub mod runtime;
+mod workers;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 pub use error::{Error, Result};
-pub use options::KubeletOptions;
+pub use options::{KubeletOptions, OciRuntimeKind};
+
+use runtime::{
+    BridgeNetwork, Host, HostCgroups, HostMounter, HostNamespaces, LocalRuntime, OciCli,
+};
+
+/// Runs the node agent until it fails or the process ends.
+pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
+    let opts = Arc::new(opts);
+    let root = opts.root_dir.clone();
+    std::fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
+    let machine = node::Machine::read(&root);
+    let images = Arc::new(images::ImageStore::open(&root.join("image-store"))?);
+    node::register(&client, &opts, &machine).await?;
+    let (network_ready, ready_rx) = watch::channel(false);
+    let mut heartbeat = tokio::spawn(node::heartbeat(
+        client.clone(),
+        opts.clone(),
+        machine,
+        images.clone(),
+        ready_rx,
+    ));
+    let pod_cidr = tokio::select! {
+        cidr = node::wait_for_pod_cidr(&client, &opts.node_name) => cidr?,
+        r = &mut heartbeat => return r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
+    };
+    tracing::info!(node = %opts.node_name, %pod_cidr, "pod network");
+    let runtime_root = root.join("runtime");
+    let host = Host {
+        namespaces: Arc::new(HostNamespaces),
+        mounter: Arc::new(HostMounter),
+        cni: Arc::new(BridgeNetwork {
+            bin_dir: opts.cni_bin_dir.clone(),
+            data_dir: root.join("cni"),
+            bridge: BridgeNetwork::bridge_name(&opts.node_name),
+            subnet: pod_cidr,
+            network_name: "flotilla".into(),
+        }),
+        oci: Arc::new(OciCli {
+            binary: opts.oci_runtime.binary(),
+            root: runtime_root.join("oci"),
+            shim: opts.shim_binary.clone(),
+        }),
+        cgroups: Arc::new(HostCgroups::default()),
+    };
+    let cgroup_root = format!("flotilla/{}", opts.node_name);
+    let runtime = Arc::new(LocalRuntime::open(&runtime_root, &cgroup_root, images, host)?);
+    let _ = network_ready.send(true);
+    tokio::select! {
+        r = workers::run(client, opts, runtime) => r,
+        r = heartbeat => r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
+    }
+}

@@ -63,6 +63,9 @@ pub struct KubeletOptions {
     pub max_pods: u32,
     /// Registries reached over plain HTTP (`--insecure-registry HOST:PORT`).
     pub insecure_registries: Vec<String>,
+    /// The executable run as each container's shim: this program, which
+    /// must answer to `shim …` (see [`crate::runtime::shim`]).
+    pub shim_binary: PathBuf,
 }
 
 impl KubeletOptions {
@@ -82,6 +85,7 @@ impl KubeletOptions {
             system_reserved_memory: 256 << 20,
             max_pods: 110,
             insecure_registries: Vec::new(),
+            shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("flotilla")),
         }
     }
 }

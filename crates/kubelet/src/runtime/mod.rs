@@ -1,8 +1,23 @@
 //! The container runtime, behind a CRI-shaped trait so the pod agent can run
 //! over the real one or a fake.
 
+mod cgroups;
+mod cni;
+mod exits;
+mod local;
+mod mounts;
+mod namespaces;
+mod oci;
+pub mod shim;
 pub mod spec;
 mod types;
+
+pub use cgroups::{Cgroups, HostCgroups};
+pub use cni::{Attachment, BridgeNetwork, Cni};
+pub use local::{Host, LocalRuntime};
+pub use mounts::{HostMounter, Mounter, Overlay};
+pub use namespaces::{HostNamespaces, NamespacePaths, NamespaceRequest, Namespaces};
+pub use oci::{OciCli, OciRuntime, OciState};
 
 pub use types::*;
 
@@ -72,4 +87,6 @@ pub trait Runtime: Send + Sync + 'static {
     /// Containers of one sandbox, or of all when `sandbox_id` is `None`.
     async fn list_containers(&self, sandbox_id: Option<&str>)
     -> RuntimeResult<Vec<ContainerStatus>>;
+    /// IDs of containers as they exit (CRI's container events).
+    fn container_events(&self) -> tokio::sync::broadcast::Receiver<String>;
 }

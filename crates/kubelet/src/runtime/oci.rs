@@ -1,0 +1,164 @@
+//! The OCI runtime binary (`runc` or `crun`), behind a trait. Creation goes
+//! through the shim (see [`super::shim`]), which holds the container's output
+//! and reports its exit; everything else is a plain command.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::AsyncBufReadExt;
+
+use super::shim::ShimArgs;
+use super::{RuntimeError, RuntimeResult};
+
+/// What `runc state` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OciState {
+    /// `created`, `running`, `paused` or `stopped`.
+    pub status: String,
+    pub pid: i32,
+}
+
+/// An OCI runtime.
+#[async_trait::async_trait]
+pub trait OciRuntime: Send + Sync + 'static {
+    /// Creates the container from its bundle (not started); returns its pid.
+    /// Its output goes to `log`; its exit status to `exit_file`.
+    async fn create(&self, id: &str, bundle: &Path, log: &Path, exit_file: &Path)
+    -> RuntimeResult<i32>;
+    async fn start(&self, id: &str) -> RuntimeResult<()>;
+    /// Sends a signal to the container's init. A container that is already
+    /// gone is not an error.
+    async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()>;
+    /// Forgets the container (removing its cgroup). Absent is not an error.
+    async fn delete(&self, id: &str) -> RuntimeResult<()>;
+    /// `None` when the runtime does not know the container.
+    async fn state(&self, id: &str) -> RuntimeResult<Option<OciState>>;
+}
+
+/// `runc`/`crun` run as commands, with their state under the agent's root.
+#[derive(Debug, Clone)]
+pub struct OciCli {
+    pub binary: &'static str,
+    /// The runtime's `--root`, per agent so agents on one host do not see
+    /// each other's containers.
+    pub root: PathBuf,
+    /// The executable run as the shim (the `flotilla` binary).
+    pub shim: PathBuf,
+}
+
+impl OciCli {
+    fn fail(&self, action: impl Into<String>, message: impl Into<String>) -> RuntimeError {
+        RuntimeError::Oci {
+            runtime: self.binary,
+            action: action.into(),
+            message: message.into(),
+        }
+    }
+
+    async fn command(&self, action: &str, args: &[&str]) -> RuntimeResult<std::process::Output> {
+        tokio::process::Command::new(self.binary)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| self.fail(action, format!("running {}: {e}", self.binary)))
+    }
+}
+
+/// runc and crun both say "does not exist" or "not found" for unknown IDs.
+fn is_missing(stderr: &str) -> bool {
+    stderr.contains("does not exist") || stderr.contains("not found") || stderr.contains("No such")
+}
+
+#[async_trait::async_trait]
+impl OciRuntime for OciCli {
+    async fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        log: &Path,
+        exit_file: &Path,
+    ) -> RuntimeResult<i32> {
+        let args = ShimArgs {
+            runtime: self.binary.into(),
+            runtime_root: self.root.clone(),
+            bundle: bundle.to_owned(),
+            id: id.into(),
+            log: log.to_owned(),
+            exit_file: exit_file.to_owned(),
+        };
+        let mut child = tokio::process::Command::new(&self.shim)
+            .args(args.to_args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| self.fail("create", format!("starting the shim: {e}")))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut first = String::new();
+        let read = tokio::io::BufReader::new(stdout).read_line(&mut first).await;
+        // The shim lives on after reporting; reap it whenever it ends so it
+        // leaves no zombie behind (after an agent restart, init does).
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        read.map_err(|e| self.fail("create", format!("reading the shim: {e}")))?;
+        let first = first.trim();
+        match first.split_once(' ') {
+            Some(("created", pid)) => pid
+                .parse()
+                .map_err(|_| self.fail("create", format!("shim said {first:?}"))),
+            Some(("error", message)) => Err(self.fail("create", message)),
+            _ => Err(self.fail("create", format!("the shim ended early: {first:?}"))),
+        }
+    }
+
+    async fn start(&self, id: &str) -> RuntimeResult<()> {
+        let out = self.command("start", &["start", id]).await?;
+        if !out.status.success() {
+            return Err(self.fail("start", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        Ok(())
+    }
+
+    async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()> {
+        let out = self.command("kill", &["kill", id, signal]).await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success()
+            || is_missing(&stderr)
+            || stderr.contains("not running")
+            || stderr.contains("process already finished")
+        {
+            return Ok(());
+        }
+        Err(self.fail(format!("kill {signal}"), stderr.trim()))
+    }
+
+    async fn delete(&self, id: &str) -> RuntimeResult<()> {
+        let out = self.command("delete", &["delete", "--force", id]).await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || is_missing(&stderr) {
+            return Ok(());
+        }
+        Err(self.fail("delete", stderr.trim()))
+    }
+
+    async fn state(&self, id: &str) -> RuntimeResult<Option<OciState>> {
+        let out = self.command("state", &["state", id]).await?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if is_missing(&stderr) {
+                return Ok(None);
+            }
+            return Err(self.fail("state", stderr.trim()));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| self.fail("state", format!("unreadable state: {e}")))?;
+        Ok(Some(OciState {
+            status: v["status"].as_str().unwrap_or("unknown").to_owned(),
+            pid: v["pid"].as_i64().unwrap_or(0) as i32,
+        }))
+    }
+}

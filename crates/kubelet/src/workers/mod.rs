@@ -1,0 +1,172 @@
+//! The pod workers: a watch of the pods bound to this node feeds one task per
+//! pod ([`worker`]); container exits reported by the runtime wake the task of
+//! the pod they belong to. Nothing polls: a pod with nothing to do costs no CPU.
+
+mod backoff;
+mod convert;
+mod events;
+mod status;
+mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+
+use crate::runtime::Runtime;
+use crate::{KubeletOptions, Result};
+
+/// What a pod's worker is told.
+pub(crate) enum Msg {
+    /// The pod changed.
+    Update(Arc<Pod>),
+    /// The pod is gone from the API.
+    Gone,
+    /// One of its containers exited.
+    Wake,
+}
+
+/// What every worker shares.
+pub(crate) struct Shared {
+    pub client: kube::Client,
+    pub opts: Arc<KubeletOptions>,
+    pub runtime: Arc<dyn Runtime>,
+    pub events: events::Recorder,
+}
+
+/// Runs the pods bound to this node until the watch ends.
+pub(crate) async fn run(
+    client: kube::Client,
+    opts: Arc<KubeletOptions>,
+    runtime: Arc<dyn Runtime>,
+) -> Result<()> {
+    let shared = Arc::new(Shared {
+        events: events::Recorder::new(client.clone(), &opts.node_name),
+        client: client.clone(),
+        opts: opts.clone(),
+        runtime: runtime.clone(),
+    });
+    let pods: Api<Pod> = Api::all(client);
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={}", opts.node_name));
+    let mut stream = watcher::watcher(pods, config).default_backoff().boxed();
+    let mut exits = runtime.container_events();
+    let mut workers: HashMap<String, mpsc::UnboundedSender<Msg>> = HashMap::new();
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut listed: Option<HashSet<String>> = None;
+    loop {
+        tokio::select! {
+            event = stream.next() => {
+                let Some(event) = event else { return Ok(()) };
+                match event {
+                    Ok(Event::Init) => listed = Some(HashSet::new()),
+                    Ok(Event::InitApply(pod)) => {
+                        if let (Some(seen), Some(uid)) = (listed.as_mut(), pod.metadata.uid.clone()) {
+                            seen.insert(uid);
+                        }
+                        dispatch(&shared, &mut workers, &mut tasks, pod);
+                    }
+                    Ok(Event::Apply(pod)) => dispatch(&shared, &mut workers, &mut tasks, pod),
+                    Ok(Event::Delete(pod)) => {
+                        if let Some(tx) = pod.metadata.uid.as_ref().and_then(|u| workers.get(u)) {
+                            let _ = tx.send(Msg::Gone);
+                        }
+                    }
+                    Ok(Event::InitDone) => {
+                        let seen = listed.take().unwrap_or_default();
+                        // Pods deleted while the watch was down.
+                        for (uid, tx) in &workers {
+                            if !seen.contains(uid) {
+                                let _ = tx.send(Msg::Gone);
+                            }
+                        }
+                        release_orphans(&runtime, &seen, &workers).await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "watching this node's pods"),
+                }
+            }
+            id = exits.recv() => match id {
+                Ok(id) => wake_owner(&runtime, &workers, &id).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    for tx in workers.values() {
+                        let _ = tx.send(Msg::Wake);
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            Some(done) = tasks.join_next() => {
+                if let Ok(uid) = done {
+                    workers.remove(&uid);
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(
+    shared: &Arc<Shared>,
+    workers: &mut HashMap<String, mpsc::UnboundedSender<Msg>>,
+    tasks: &mut JoinSet<String>,
+    pod: Pod,
+) {
+    let Some(uid) = pod.metadata.uid.clone() else {
+        return;
+    };
+    let pod = Arc::new(pod);
+    if let Some(tx) = workers.get(&uid)
+        && tx.send(Msg::Update(pod.clone())).is_ok()
+    {
+        return;
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    workers.insert(uid, tx);
+    let worker = worker::Worker::new(shared.clone(), pod);
+    tasks.spawn(worker.run(rx));
+}
+
+/// Wakes the worker of the pod whose container exited.
+async fn wake_owner(
+    runtime: &Arc<dyn Runtime>,
+    workers: &HashMap<String, mpsc::UnboundedSender<Msg>>,
+    container_id: &str,
+) {
+    let Ok(status) = runtime.container_status(container_id).await else {
+        return;
+    };
+    let Ok(sandboxes) = runtime.list_pod_sandboxes().await else {
+        return;
+    };
+    if let Some(tx) = sandboxes
+        .iter()
+        .find(|s| s.id == status.sandbox_id)
+        .and_then(|s| workers.get(&s.uid))
+    {
+        let _ = tx.send(Msg::Wake);
+    }
+}
+
+/// Sandboxes of pods that are no longer bound here (deleted while the agent
+/// was away) are stopped and removed.
+async fn release_orphans(
+    runtime: &Arc<dyn Runtime>,
+    seen: &HashSet<String>,
+    workers: &HashMap<String, mpsc::UnboundedSender<Msg>>,
+) {
+    let Ok(sandboxes) = runtime.list_pod_sandboxes().await else {
+        return;
+    };
+    for s in sandboxes {
+        if seen.contains(&s.uid) || workers.contains_key(&s.uid) {
+            continue;
+        }
+        tracing::info!(pod = %format!("{}/{}", s.namespace, s.name), "releasing a pod that is gone");
+        if let Err(e) = runtime.remove_pod_sandbox(&s.id).await {
+            tracing::warn!(sandbox = %s.id, error = %e, "releasing an orphaned sandbox");
+        }
+    }
+}

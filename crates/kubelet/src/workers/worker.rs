@@ -1,0 +1,523 @@
+//! One pod's worker: brings the runtime in line with the pod's spec (sandbox,
+//! init containers in order, then the containers, restarts with back-off),
+//! writes the pod's status when it changes, and on deletion stops everything
+//! within the grace period and removes the pod from the API.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::events::Kind;
+use super::status::{ContainerView, PodView, pod_status, time};
+use super::{Msg, Shared, backoff, convert};
+use crate::runtime::{ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError};
+
+/// How long to wait before retrying a step that failed (sandbox, create).
+const RETRY: Duration = Duration::from_secs(10);
+
+pub(super) struct Worker {
+    shared: Arc<Shared>,
+    pod: Arc<Pod>,
+    uid: String,
+    /// The pod object is gone from the API (force-deleted).
+    gone: bool,
+    last_status: Option<Value>,
+    start_time: Option<String>,
+    /// Why a container is not running, by name, until it runs.
+    waiting: HashMap<String, (String, String)>,
+    failed: Option<(String, String)>,
+}
+
+/// What a sync asks for next.
+enum Next {
+    /// Sync again after this long, or on the next message.
+    After(Option<Duration>),
+    /// The pod is gone and everything is released.
+    Done,
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, pod: Arc<Pod>) -> Self {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let start_time = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.to_string());
+        Self {
+            shared,
+            pod,
+            uid,
+            gone: false,
+            last_status: None,
+            start_time,
+            waiting: HashMap::new(),
+            failed: None,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) -> String {
+        loop {
+            let next = match self.sync().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(pod = %self.key(), error = %e, "syncing pod");
+                    Next::After(Some(RETRY))
+                }
+            };
+            let wait = match next {
+                Next::Done => return self.uid,
+                Next::After(d) => d,
+            };
+            let msg = match wait {
+                Some(d) => tokio::time::timeout(d, rx.recv()).await.ok(),
+                None => Some(rx.recv().await),
+            };
+            match msg {
+                Some(Some(m)) => self.apply(m),
+                // The agent is stopping: leave the pod running.
+                Some(None) => return self.uid,
+                None => {}
+            }
+            // Take everything else that queued up; only the latest pod matters.
+            while let Ok(m) = rx.try_recv() {
+                self.apply(m);
+            }
+        }
+    }
+
+    fn apply(&mut self, m: Msg) {
+        match m {
+            Msg::Update(p) => self.pod = p,
+            Msg::Gone => self.gone = true,
+            Msg::Wake => {}
+        }
+    }
+
+    fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+            self.pod.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn policy(&self) -> &str {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always")
+    }
+
+    fn phase(&self) -> &str {
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .unwrap_or("Pending")
+    }
+
+    async fn sync(&mut self) -> Result<Next, RuntimeError> {
+        if self.gone || self.pod.metadata.deletion_timestamp.is_some() {
+            self.terminate().await?;
+            return Ok(Next::Done);
+        }
+        let rt = self.shared.runtime.clone();
+        let sandboxes: Vec<PodSandboxStatus> = rt
+            .list_pod_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.uid == self.uid)
+            .collect();
+        let terminal = matches!(self.phase(), "Succeeded" | "Failed");
+        let sandbox = match sandboxes.iter().find(|s| s.ready) {
+            Some(s) => s.clone(),
+            None if terminal => return Ok(Next::After(None)),
+            None => {
+                for old in &sandboxes {
+                    rt.remove_pod_sandbox(&old.id).await?;
+                }
+                let config = self.sandbox_config();
+                match rt.run_pod_sandbox(&config).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.shared.events.emit(
+                            &self.pod,
+                            None,
+                            Kind::Warning,
+                            "FailedCreatePodSandBox",
+                            format!("Failed to create pod sandbox: {e}"),
+                        );
+                        self.report(None, &[]).await;
+                        return Ok(Next::After(Some(RETRY)));
+                    }
+                }
+            }
+        };
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let mut wake: Option<Duration> = None;
+        let mut soonest = |d: Duration| wake = Some(wake.map_or(d, |w: Duration| w.min(d)));
+
+        // Init containers, one at a time and in order.
+        let mut init_done = true;
+        for c in spec.init_containers.iter().flatten() {
+            let latest = self.latest(&sandbox, &c.name).await?;
+            match latest.as_ref().map(|s| &s.state) {
+                Some(ContainerState::Exited { exit_code: 0, .. }) => continue,
+                Some(ContainerState::Exited { exit_code, .. }) if self.policy() == "Never" => {
+                    self.failed = Some((
+                        "Init:Error".into(),
+                        format!("init container {} exited with {exit_code}", c.name),
+                    ));
+                }
+                Some(ContainerState::Exited { .. }) => {
+                    if let Some(d) = self.restart(&sandbox, c, latest.as_ref()).await? {
+                        soonest(d);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(d) = self.start(&sandbox, c, 0).await? {
+                        soonest(d);
+                    }
+                }
+            }
+            init_done = false;
+            break;
+        }
+        if init_done && self.failed.is_none() {
+            for c in &spec.containers {
+                let latest = self.latest(&sandbox, &c.name).await?;
+                let restart = match latest.as_ref().map(|s| &s.state) {
+                    None => {
+                        if let Some(d) = self.start(&sandbox, c, 0).await? {
+                            soonest(d);
+                        }
+                        continue;
+                    }
+                    Some(ContainerState::Exited { exit_code, .. }) => match self.policy() {
+                        "Always" => true,
+                        "OnFailure" => *exit_code != 0,
+                        _ => false,
+                    },
+                    Some(_) => false,
+                };
+                if restart && let Some(d) = self.restart(&sandbox, c, latest.as_ref()).await? {
+                    soonest(d);
+                }
+            }
+        }
+        let statuses = rt.list_containers(Some(&sandbox.id)).await?;
+        self.report(Some(&sandbox), &statuses).await;
+        Ok(Next::After(wake))
+    }
+
+    fn sandbox_config(&self) -> crate::runtime::PodSandboxConfig {
+        let dns: Vec<String> = self
+            .shared
+            .opts
+            .cluster_dns
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        convert::sandbox_config(&self.pod, &dns, &self.shared.opts.cluster_domain)
+    }
+
+    /// The newest attempt of container `name` in the sandbox.
+    async fn latest(
+        &self,
+        sandbox: &PodSandboxStatus,
+        name: &str,
+    ) -> Result<Option<ContainerStatus>, RuntimeError> {
+        Ok(self
+            .shared
+            .runtime
+            .list_containers(Some(&sandbox.id))
+            .await?
+            .into_iter()
+            .filter(|c| c.name == name)
+            .max_by_key(|c| c.attempt))
+    }
+
+    fn log_path(&self, container: &str, attempt: u32) -> PathBuf {
+        let m = &self.pod.metadata;
+        self.shared
+            .opts
+            .root_dir
+            .join("logs")
+            .join(format!(
+                "{}_{}_{}",
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
+                self.uid
+            ))
+            .join(container)
+            .join(format!("{attempt}.log"))
+    }
+
+    /// Restarts an exited container once its back-off has passed; returns how
+    /// long is left otherwise.
+    async fn restart(
+        &mut self,
+        sandbox: &PodSandboxStatus,
+        c: &Container,
+        latest: Option<&ContainerStatus>,
+    ) -> Result<Option<Duration>, RuntimeError> {
+        let Some(latest) = latest else {
+            return self.start(sandbox, c, 0).await;
+        };
+        let ContainerState::Exited {
+            started_at,
+            finished_at,
+            ..
+        } = &latest.state
+        else {
+            return Ok(None);
+        };
+        let attempt = latest.attempt + 1;
+        let left = backoff::remaining(attempt, *started_at, *finished_at, SystemTime::now());
+        if !left.is_zero() {
+            let was_waiting = self.waiting.contains_key(&c.name);
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}",
+                backoff::delay(attempt, *started_at, *finished_at).as_secs(),
+                c.name,
+                self.pod.metadata.name.as_deref().unwrap_or_default()
+            );
+            if !was_waiting {
+                self.shared.events.emit(
+                    &self.pod,
+                    Some(&c.name),
+                    Kind::Warning,
+                    "BackOff",
+                    "Back-off restarting failed container".into(),
+                );
+            }
+            self.waiting
+                .insert(c.name.clone(), ("CrashLoopBackOff".into(), message));
+            return Ok(Some(left));
+        }
+        // Keep the last run (for `kubectl logs --previous`); drop older ones.
+        for old in self
+            .shared
+            .runtime
+            .list_containers(Some(&sandbox.id))
+            .await?
+        {
+            if old.name == c.name && old.attempt < latest.attempt {
+                self.shared.runtime.remove_container(&old.id).await?;
+            }
+        }
+        self.start(sandbox, c, attempt).await
+    }
+
+    /// Creates and starts attempt `attempt` of a container. A failure becomes
+    /// a waiting reason and an Event, retried later.
+    async fn start(
+        &mut self,
+        sandbox: &PodSandboxStatus,
+        c: &Container,
+        attempt: u32,
+    ) -> Result<Option<Duration>, RuntimeError> {
+        let rt = self.shared.runtime.clone();
+        let config = convert::container_config(c, attempt, self.log_path(&c.name, attempt));
+        let sandbox_config = self.sandbox_config();
+        let image = c.image.clone().unwrap_or_default();
+        let id = match rt.create_container(&sandbox.id, &config, &sandbox_config).await {
+            Ok(id) => id,
+            Err(e) => {
+                let reason = match e {
+                    RuntimeError::Image(_) => "ErrImageNeverPull",
+                    _ => "CreateContainerError",
+                };
+                self.shared.events.emit(
+                    &self.pod,
+                    Some(&c.name),
+                    Kind::Warning,
+                    "Failed",
+                    format!("Error: {e}"),
+                );
+                self.waiting
+                    .insert(c.name.clone(), (reason.into(), e.to_string()));
+                return Ok(Some(RETRY));
+            }
+        };
+        if attempt == 0 {
+            self.shared.events.emit(
+                &self.pod,
+                Some(&c.name),
+                Kind::Normal,
+                "Pulled",
+                format!("Container image \"{image}\" already present on machine"),
+            );
+        }
+        self.shared.events.emit(
+            &self.pod,
+            Some(&c.name),
+            Kind::Normal,
+            "Created",
+            format!("Created container: {}", c.name),
+        );
+        if let Err(e) = rt.start_container(&id).await {
+            self.shared.events.emit(
+                &self.pod,
+                Some(&c.name),
+                Kind::Warning,
+                "Failed",
+                format!("Error: {e}"),
+            );
+            self.waiting
+                .insert(c.name.clone(), ("RunContainerError".into(), e.to_string()));
+            return Ok(Some(RETRY));
+        }
+        self.waiting.remove(&c.name);
+        self.shared.events.emit(
+            &self.pod,
+            Some(&c.name),
+            Kind::Normal,
+            "Started",
+            format!("Started container {}", c.name),
+        );
+        Ok(None)
+    }
+
+    /// Writes the pod's status when it differs from what was last written.
+    async fn report(&mut self, sandbox: Option<&PodSandboxStatus>, statuses: &[ContainerStatus]) {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let view_of = |c: &Container| {
+            let mut attempts: Vec<&ContainerStatus> =
+                statuses.iter().filter(|s| s.name == c.name).collect();
+            attempts.sort_by_key(|s| std::cmp::Reverse(s.attempt));
+            ContainerView {
+                name: c.name.clone(),
+                image: c.image.clone().unwrap_or_default(),
+                current: attempts.first().map(|s| (*s).clone()),
+                previous: attempts.get(1).map(|s| (*s).clone()),
+                waiting: self.waiting.get(&c.name).cloned(),
+                restart_count: attempts.first().map_or(0, |s| s.attempt),
+            }
+        };
+        let start_time = self
+            .start_time
+            .get_or_insert_with(|| time(SystemTime::now()))
+            .clone();
+        let view = PodView {
+            init: spec.init_containers.iter().flatten().map(view_of).collect(),
+            containers: spec.containers.iter().map(view_of).collect(),
+            sandbox_ready: sandbox.is_some_and(|s| s.ready),
+            pod_ip: if spec.host_network.unwrap_or(false) {
+                Some(self.shared.opts.node_ip)
+            } else {
+                sandbox.and_then(|s| s.ip)
+            },
+            host_ip: Some(self.shared.opts.node_ip),
+            start_time: Some(start_time),
+            failed: self.failed.clone(),
+        };
+        let status = pod_status(&self.pod, &view, SystemTime::now());
+        if self.last_status.as_ref() == Some(&status) {
+            return;
+        }
+        let pods: Api<Pod> = Api::namespaced(
+            self.shared.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        match pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+            .await
+        {
+            Ok(p) => {
+                self.pod = Arc::new(p);
+                self.last_status = Some(status);
+            }
+            Err(e) => tracing::warn!(pod = %self.key(), error = %e, "writing pod status"),
+        }
+    }
+
+    /// Stops the containers within the grace period, releases the sandbox,
+    /// and removes the pod from the API.
+    async fn terminate(&mut self) -> Result<(), RuntimeError> {
+        let rt = self.shared.runtime.clone();
+        let grace = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or(self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds))
+            .unwrap_or(30)
+            .max(0) as u64;
+        let sandboxes: Vec<PodSandboxStatus> = rt
+            .list_pod_sandboxes()
+            .await?
+            .into_iter()
+            .filter(|s| s.uid == self.uid)
+            .collect();
+        for s in &sandboxes {
+            let running: Vec<ContainerStatus> = rt
+                .list_containers(Some(&s.id))
+                .await?
+                .into_iter()
+                .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+                .collect();
+            let stops = running.iter().map(|c| {
+                self.shared.events.emit(
+                    &self.pod,
+                    Some(&c.name),
+                    Kind::Normal,
+                    "Killing",
+                    format!("Stopping container {}", c.name),
+                );
+                rt.stop_container(&c.id, Duration::from_secs(grace))
+            });
+            for r in futures::future::join_all(stops).await {
+                r?;
+            }
+            rt.stop_pod_sandbox(&s.id).await?;
+            rt.remove_pod_sandbox(&s.id).await?;
+        }
+        let m = &self.pod.metadata;
+        let logs = self.shared.opts.root_dir.join("logs").join(format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default(),
+            self.uid
+        ));
+        let _ = std::fs::remove_dir_all(logs);
+        if !self.gone {
+            let pods: Api<Pod> =
+                Api::namespaced(self.shared.client.clone(), m.namespace.as_deref().unwrap_or_default());
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(self.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match pods.delete(m.name.as_deref().unwrap_or_default(), &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(e) => {
+                    tracing::warn!(pod = %self.key(), error = %e, "deleting terminated pod");
+                    return Err(RuntimeError::Host {
+                        action: "deleting the pod from the API".into(),
+                        source: std::io::Error::other(e),
+                    });
+                }
+            }
+        }
+        tracing::info!(pod = %self.key(), "pod terminated and released");
+        Ok(())
+    }
+}
