@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kubelet::images::{Image, ImageError, ImageStore};
-use testkit::image::{ImageBuilder, Layer, busybox_layer};
+use testkit::image::{EntryType, ImageBuilder, Layer, busybox_layer, rewrite_archive};
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";
 
@@ -225,42 +225,13 @@ fn concurrent_imports_of_one_archive() {
     );
 }
 
-/// Copies the tar at `src` to `dst`, `edit` replacing members' data (it
-/// gets the member name and data, returns the new data) and `extra` appended.
-fn rewrite_tar(
-    src: &Path,
-    dst: &Path,
-    mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>,
-    extra: &[(String, Vec<u8>)],
-) {
-    let mut input = tar::Archive::new(File::open(src).unwrap());
-    let mut out = tar::Builder::new(File::create(dst).unwrap());
-    for entry in input.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let name = entry.path().unwrap().display().to_string();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        let data = edit(&name, data);
-        let mut h = entry.header().clone();
-        h.set_size(data.len() as u64);
-        out.append_data(&mut h, &name, &data[..]).unwrap();
-    }
-    for (name, data) in extra {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        out.append_data(&mut h, name, &data[..]).unwrap();
-    }
-    out.finish().unwrap();
-}
-
 #[test]
 fn a_corrupt_blob_is_refused_naming_both_digests() {
     let dir = tempfile::tempdir().unwrap();
     let good = busybox_archive(dir.path());
     let bad = dir.path().join("bad.tar");
     let mut tampered = None;
-    rewrite_tar(
+    rewrite_archive(
         &good,
         &bad,
         |name, mut data| {
@@ -273,7 +244,8 @@ fn a_corrupt_blob_is_refused_naming_both_digests() {
             data
         },
         &[],
-    );
+    )
+    .unwrap();
     let store = ImageStore::open(&dir.path().join("store")).unwrap();
     let err = store.import_archive(&bad).unwrap_err();
     let msg = err.to_string();
@@ -305,7 +277,7 @@ fn a_layer_not_matching_its_diff_id_is_refused() {
     let good = dir.path().join("docker.tar");
     testkit::image::busybox_docker_archive(&good, "busybox").unwrap();
     let bad = dir.path().join("bad.tar");
-    rewrite_tar(
+    rewrite_archive(
         &good,
         &bad,
         |name, mut data| {
@@ -317,7 +289,8 @@ fn a_layer_not_matching_its_diff_id_is_refused() {
             data
         },
         &[],
-    );
+    )
+    .unwrap();
     let store = ImageStore::open(&dir.path().join("store")).unwrap();
     let err = store.import_archive(&bad).unwrap_err();
     assert!(err.to_string().contains("uncompressed layer"), "{err}");
@@ -372,7 +345,7 @@ fn an_image_index_resolves_to_this_hosts_platform() {
     }]});
     let multi = dir.path().join("multi.tar");
     let blob = format!("blobs/sha256/{}", &index_digest[7..]);
-    rewrite_tar(
+    rewrite_archive(
         &single,
         &multi,
         |name, data| {
@@ -383,7 +356,8 @@ fn an_image_index_resolves_to_this_hosts_platform() {
             }
         },
         &[(blob, image_index)],
-    );
+    )
+    .unwrap();
 
     let store = ImageStore::open(&dir.path().join("store")).unwrap();
     assert_eq!(
@@ -399,92 +373,89 @@ fn an_image_index_resolves_to_this_hosts_platform() {
     check_busybox_layer(&store.layers(&image).unwrap()[0]);
 }
 
-/// A raw tar header with `name` as is (the tar crate refuses `..` when
-/// building).
-fn raw_entry(out: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
-    let mut h = tar::Header::new_old();
-    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-    h.set_entry_type(kind);
-    h.set_mode(0o644);
-    h.set_size(data.len() as u64);
-    h.set_cksum();
-    out.extend_from_slice(h.as_bytes());
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-}
-
 #[test]
 fn entries_escaping_the_layer_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let outside = dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("dotdot", {
-            let mut t = Vec::new();
-            raw_entry(
-                &mut t,
-                "../../../escaped",
-                tar::EntryType::Regular,
-                "",
-                b"x",
-            );
-            t
-        }),
-        ("symlink", {
-            let mut t = Vec::new();
-            raw_entry(
-                &mut t,
-                "evil",
-                tar::EntryType::Symlink,
-                outside.to_str().unwrap(),
-                b"",
-            );
-            raw_entry(&mut t, "evil/escaped", tar::EntryType::Regular, "", b"x");
-            t
-        }),
-        ("whiteout through symlink", {
-            let mut t = Vec::new();
-            raw_entry(
-                &mut t,
-                "evil",
-                tar::EntryType::Symlink,
-                outside.to_str().unwrap(),
-                b"",
-            );
-            raw_entry(&mut t, "evil/.wh.escaped", tar::EntryType::Regular, "", b"");
-            t
-        }),
-        ("hardlink", {
-            let mut t = Vec::new();
-            raw_entry(
-                &mut t,
-                "passwd",
-                tar::EntryType::Link,
-                "../../../../etc/passwd",
-                b"",
-            );
-            t
-        }),
-    ];
-    for (what, mut layer) in cases {
-        layer.extend_from_slice(&[0; 1024]);
-        let archive = dir.path().join(format!("{}.tar", what.replace(' ', "-")));
-        ImageBuilder::new()
-            .layer_tar(layer)
-            .write_oci_archive(&archive, "evil")
-            .unwrap();
+    let out = outside.to_str().unwrap();
+    let (file, symlink, link) = (EntryType::Regular, EntryType::Symlink, EntryType::Link);
+    let mut cases: Vec<(&str, Layer)> = Vec::new();
+    let mut l = Layer::new();
+    l.unchecked("../../../escaped", file, "", b"x");
+    cases.push(("dotdot", l));
+    let mut l = Layer::new();
+    l.unchecked("evil", symlink, out, b"")
+        .unchecked("evil/escaped", file, "", b"x");
+    cases.push(("symlink", l));
+    let mut l = Layer::new();
+    l.unchecked("evil", symlink, out, b"")
+        .unchecked("evil/.wh.escaped", file, "", b"");
+    cases.push(("whiteout-through-symlink", l));
+    let mut l = Layer::new();
+    l.unchecked("passwd", link, "../../../../etc/passwd", b"");
+    cases.push(("hardlink", l));
+    for (what, layer) in cases {
+        let archive = dir.path().join(format!("{what}.tar"));
+        let image = ImageBuilder::new().layer(layer).unwrap();
+        image.write_oci_archive(&archive, "evil").unwrap();
         let store = ImageStore::open(&dir.path().join("store")).unwrap();
         let err = store.import_archive(&archive).expect_err(what);
         assert!(matches!(err, ImageError::Unpack { .. }), "{what}: {err}");
-        assert_eq!(
-            fs::read_dir(&outside).unwrap().count(),
-            0,
-            "{what}: wrote outside the layer"
-        );
+        let written = fs::read_dir(&outside).unwrap().count();
+        assert_eq!(written, 0, "{what}: wrote outside the layer");
         assert!(!dir.path().join("escaped").exists(), "{what}");
         assert!(store.list().is_empty());
     }
+}
+
+#[test]
+fn devices_owners_modes_and_links_are_kept() {
+    require_root("device nodes and file owners");
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = Layer::new();
+    l.device("dev/null", EntryType::Char, 0o666, 1, 3)
+        .device("dev/loop9", EntryType::Block, 0o660, 7, 9)
+        .device("run/fifo", EntryType::Fifo, 0o600, 0, 0)
+        .file_owned("bin/suid", 0o4755, (1000, 1001), b"#!/bin/sh\n")
+        .hardlink("bin/again", "bin/suid")
+        .symlink("bin/abs", "/etc/passwd");
+    let archive = dir.path().join("special.tar");
+    ImageBuilder::new()
+        .layer(l)
+        .unwrap()
+        .write_oci_archive(&archive, "special")
+        .unwrap();
+    let store = ImageStore::open(&dir.path().join("store")).unwrap();
+    store.import_archive(&archive).unwrap();
+    let layer = &store.layers(&store.get("special").unwrap()).unwrap()[0];
+    let null = fs::symlink_metadata(layer.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(
+        (null.rdev(), null.mode() & 0o7777),
+        (nix::sys::stat::makedev(1, 3), 0o666)
+    );
+    let lp = fs::symlink_metadata(layer.join("dev/loop9")).unwrap();
+    assert!(lp.file_type().is_block_device() && lp.rdev() == nix::sys::stat::makedev(7, 9));
+    assert!(
+        fs::symlink_metadata(layer.join("run/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    let suid = fs::metadata(layer.join("bin/suid")).unwrap();
+    assert_eq!(
+        (suid.uid(), suid.gid(), suid.mode() & 0o7777),
+        (1000, 1001, 0o4755)
+    );
+    assert_eq!(
+        fs::metadata(layer.join("bin/again")).unwrap().ino(),
+        suid.ino()
+    );
+    assert_eq!(
+        fs::read_link(layer.join("bin/abs")).unwrap(),
+        Path::new("/etc/passwd")
+    );
 }
 
 #[test]

@@ -16,87 +16,21 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
+pub use tar::EntryType;
+
 /// Where the static busybox comes from (Debian's `busybox-static`).
 pub const HOST_BUSYBOX: &str = "/bin/busybox";
 
 /// Applets linked to busybox under `/bin`.
+#[rustfmt::skip]
 pub const BUSYBOX_APPLETS: &[&str] = &[
-    "sh",
-    "ash",
-    "httpd",
-    "nc",
-    "wget",
-    "sleep",
-    "cat",
-    "echo",
-    "ls",
-    "env",
-    "id",
-    "hostname",
-    "mkdir",
-    "true",
-    "false",
-    "ps",
-    "kill",
-    "rm",
-    "rmdir",
-    "cp",
-    "mv",
-    "ln",
-    "touch",
-    "grep",
-    "sed",
-    "awk",
-    "head",
-    "tail",
-    "date",
-    "uname",
-    "printf",
-    "test",
-    "[",
-    "whoami",
-    "chmod",
-    "chown",
-    "ping",
-    "nslookup",
-    "ip",
-    "ifconfig",
-    "mount",
-    "umount",
-    "df",
-    "du",
-    "find",
-    "xargs",
-    "tee",
-    "wc",
-    "sort",
-    "uniq",
-    "cut",
-    "tr",
-    "dd",
-    "stat",
-    "readlink",
-    "pwd",
-    "seq",
-    "yes",
-    "timeout",
-    "md5sum",
-    "sha256sum",
-    "basename",
-    "dirname",
-    "nproc",
-    "free",
-    "pidof",
-    "netstat",
-    "top",
-    "vi",
-    "tar",
-    "gzip",
-    "gunzip",
-    "mktemp",
-    "which",
-    "realpath",
-    "usleep",
+    "sh", "ash", "httpd", "nc", "wget", "sleep", "cat", "echo", "ls", "env", "id", "hostname",
+    "mkdir", "true", "false", "ps", "kill", "rm", "rmdir", "cp", "mv", "ln", "touch", "grep",
+    "sed", "awk", "head", "tail", "date", "uname", "printf", "test", "[", "whoami", "chmod",
+    "chown", "ping", "nslookup", "ip", "ifconfig", "mount", "umount", "df", "du", "find",
+    "xargs", "tee", "wc", "sort", "uniq", "cut", "tr", "dd", "stat", "readlink", "pwd", "seq",
+    "yes", "timeout", "md5sum", "sha256sum", "basename", "dirname", "nproc", "free", "pidof",
+    "netstat", "top", "vi", "tar", "gzip", "gunzip", "mktemp", "which", "realpath", "usleep",
 ];
 
 /// `PATH` of the busybox image's config.
@@ -150,6 +84,51 @@ impl Layer {
     /// A hard link to `target`, a path in this layer.
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         self.link(tar::EntryType::Link, path, target)
+    }
+
+    /// A character (`EntryType::Char`) or block (`EntryType::Block`) device
+    /// node, or a fifo (`EntryType::Fifo`, numbers ignored).
+    pub fn device(
+        &mut self,
+        path: &str,
+        kind: EntryType,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> &mut Self {
+        if self.error.is_none() {
+            let mut h = header(kind, mode, (0, 0), 0);
+            let numbers = h
+                .set_device_major(major)
+                .and_then(|()| h.set_device_minor(minor));
+            if let Err(e) = numbers.and_then(|()| self.tar.append_data(&mut h, path, &[][..])) {
+                self.error = Some(e);
+            }
+        }
+        self
+    }
+
+    /// An entry written as given, without the tar crate's checks (which
+    /// refuse `..`): for archives an importer must refuse. `name` and `link`
+    /// fit in 100 bytes.
+    pub fn unchecked(&mut self, name: &str, kind: EntryType, link: &str, data: &[u8]) -> &mut Self {
+        if self.error.is_some() {
+            return self;
+        }
+        if name.len() > 100 || link.len() > 100 {
+            self.error = Some(io::Error::other("unchecked entry names fit in 100 bytes"));
+            return self;
+        }
+        let mut h = header(kind, 0o644, (0, 0), data.len() as u64);
+        h.as_old_mut().name = [0; 100];
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        let out = self.tar.get_mut();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        self
     }
 
     /// An OCI whiteout: `path` is deleted from the layers below.
@@ -376,6 +355,33 @@ impl ImageBuilder {
         append(&mut out, "manifest.json", manifest.as_bytes())?;
         out.into_inner()?.flush()
     }
+}
+
+/// Copies the tar at `src` to `dst`: `edit` gets each member's name and data
+/// and returns the data to write instead; `extra` members are appended.
+/// For corrupting or extending archives in tests.
+pub fn rewrite_archive(
+    src: &Path,
+    dst: &Path,
+    mut edit: impl FnMut(&str, Vec<u8>) -> Vec<u8>,
+    extra: &[(String, Vec<u8>)],
+) -> io::Result<()> {
+    let mut input = tar::Archive::new(File::open(src)?);
+    let mut out = tar::Builder::new(BufWriter::new(File::create(dst)?));
+    for entry in input.entries()? {
+        let mut entry = entry?;
+        let name = entry.path()?.display().to_string();
+        let mut data = Vec::new();
+        io::Read::read_to_end(&mut entry, &mut data)?;
+        let data = edit(&name, data);
+        let mut h = entry.header().clone();
+        h.set_size(data.len() as u64);
+        out.append_data(&mut h, &name, &data[..])?;
+    }
+    for (name, data) in extra {
+        append(&mut out, name, data)?;
+    }
+    out.into_inner()?.flush()
 }
 
 fn append(out: &mut tar::Builder<impl Write>, path: &str, data: &[u8]) -> io::Result<()> {
