@@ -18,14 +18,20 @@ pub fn temp_path(tmp: &Path, prefix: &str) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` so readers see the old or the new content, never
-/// a part: a temp file in `tmp` (same filesystem), fsync, rename.
+/// a part: a temp file in `tmp` (same filesystem), fsync, rename, fsync of
+/// the directory.
 pub fn write_atomic(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     let temp = temp_path(tmp, "write");
     let result = (|| {
         let mut f = fs::File::create(&temp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        fs::rename(&temp, path)
+        fs::rename(&temp, path)?;
+        // The rename itself is durable once the directory is synced.
+        match path.parent() {
+            Some(dir) => fs::File::open(dir)?.sync_all(),
+            None => Ok(()),
+        }
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
