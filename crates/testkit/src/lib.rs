@@ -17,6 +17,7 @@
 //! `tokio::task::spawn_blocking`.
 
 mod bin;
+pub mod image;
 mod process;
 mod readyz;
 

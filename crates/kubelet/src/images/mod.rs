@@ -1,12 +1,33 @@
-//! The node's image store (placeholder API; filled in by the image store work).
+//! The node's image store: images imported from archives (oci-archive and
+//! docker-archive), their blobs content-addressed and SHA-256 verified, their
+//! layers unpacked once into directories usable as overlayfs lowerdirs.
+//!
+//! Layout under the store's root:
+//!
+//! - `blobs/sha256/<hex>`: manifests, configs and layer blobs, each written
+//!   through a temporary file and renamed into place once its digest checked.
+//! - `layers/sha256/<diff_id hex>/`: unpacked layers, whiteouts converted to
+//!   overlayfs ones, renamed into place once their diff_id checked.
+//! - `images.json`: which names and digests lead to which image, written
+//!   atomically.
+//! - `tmp/`: work in progress, emptied when the store is opened.
+//!
+//! The store is synchronous and blocking: async callers use
+//! `spawn_blocking`. It is `Send + Sync`; its methods take `&self`.
 
-use std::path::{Path, PathBuf};
+mod archive;
+mod digest;
+mod error;
+mod fsutil;
+mod manifest;
+mod reference;
+mod store;
+mod unpack;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("image {0} is not present on this node")]
-    NotFound(String),
-}
+pub use digest::Digest;
+pub use error::ImageError;
+pub use reference::Reference;
+pub use store::ImageStore;
 
 /// What a container inherits from its image's config (`config` of the OCI
 /// image configuration).
@@ -24,36 +45,12 @@ pub struct ImageConfig {
 pub struct Image {
     /// `sha256:<hex>` of the image's config blob (status.imageID's digest part).
     pub id: String,
-    /// Normalized references naming it (`docker.io/library/busybox:latest`).
+    /// Normalized references naming it: its tags
+    /// (`docker.io/library/busybox:latest`) first, then its repo digests
+    /// (`docker.io/library/busybox@sha256:...`), as node.status.images lists
+    /// them.
     pub names: Vec<String>,
     pub config: ImageConfig,
     /// Bytes of its compressed layers, for node.status.images.
     pub size: u64,
-}
-
-/// Images and unpacked layers under one root directory.
-#[derive(Debug)]
-pub struct ImageStore {
-    root: PathBuf,
-}
-
-impl ImageStore {
-    pub fn open(root: &Path) -> Result<Self, ImageError> {
-        Ok(Self { root: root.to_path_buf() })
-    }
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-    pub fn import_archive(&self, _path: &Path) -> Result<Vec<String>, ImageError> {
-        unimplemented!()
-    }
-    pub fn get(&self, reference: &str) -> Option<Image> {
-        Err::<Image, _>(ImageError::NotFound(reference.into())).ok()
-    }
-    pub fn list(&self) -> Vec<Image> {
-        Vec::new()
-    }
-    pub fn layers(&self, image: &Image) -> Result<Vec<PathBuf>, ImageError> {
-        Err(ImageError::NotFound(image.id.clone()))
-    }
 }
