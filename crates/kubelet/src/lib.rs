@@ -41,6 +41,7 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     std::fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
     let machine = node::Machine::read(&root);
     let images = Arc::new(images::ImageStore::open(&root.join("image-store"))?);
+    import_dropped_archives(&images, &root.join("images"));
     node::register(&client, &opts, &machine).await?;
     let (network_ready, ready_rx) = watch::channel(false);
     let mut heartbeat = tokio::spawn(node::heartbeat(
@@ -79,5 +80,25 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     tokio::select! {
         r = workers::run(client, opts, runtime) => r,
         r = heartbeat => r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
+    }
+}
+
+/// Imports every `*.tar` dropped into `dir` (as k3s does with its
+/// `agent/images`), so air-gapped nodes start with their images.
+fn import_dropped_archives(images: &images::ImageStore, dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tar"))
+        .collect();
+    files.sort();
+    for file in files {
+        match images.import_archive(&file) {
+            Ok(names) => tracing::info!(file = %file.display(), ?names, "imported images"),
+            Err(e) => tracing::warn!(file = %file.display(), error = %e, "importing images"),
+        }
     }
 }
