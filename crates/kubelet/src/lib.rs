@@ -18,6 +18,7 @@
 mod error;
 pub mod images;
 mod options;
+pub mod pods;
 pub mod runtime;
 
 pub use error::{Error, Result};
