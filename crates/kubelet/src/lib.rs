@@ -20,6 +20,7 @@ mod error;
 pub mod images;
 mod node;
 mod options;
+pub mod pods;
 pub mod runtime;
 mod workers;
 

@@ -9,6 +9,7 @@ mod mounts;
 mod namespaces;
 mod oci;
 pub mod shim;
+mod seccomp;
 pub mod spec;
 mod types;
 
