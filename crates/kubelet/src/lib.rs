@@ -79,7 +79,7 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     let runtime = Arc::new(LocalRuntime::open(&runtime_root, &cgroup_root, images, host)?);
     let _ = network_ready.send(true);
     tokio::select! {
-        r = workers::run(client, opts, runtime) => r,
+        r = workers::run(client, opts, runtime, machine) => r,
         r = heartbeat => r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
     }
 }

@@ -3,8 +3,8 @@
 //! the pod they belong to. Nothing polls: a pod with nothing to do costs no CPU.
 
 mod backoff;
-mod convert;
 mod events;
+mod inputs;
 mod status;
 mod worker;
 
@@ -38,6 +38,7 @@ pub(crate) struct Shared {
     pub opts: Arc<KubeletOptions>,
     pub runtime: Arc<dyn Runtime>,
     pub events: events::Recorder,
+    pub machine: crate::node::Machine,
 }
 
 /// Runs the pods bound to this node until the watch ends.
@@ -45,8 +46,10 @@ pub(crate) async fn run(
     client: kube::Client,
     opts: Arc<KubeletOptions>,
     runtime: Arc<dyn Runtime>,
+    machine: crate::node::Machine,
 ) -> Result<()> {
     let shared = Arc::new(Shared {
+        machine,
         events: events::Recorder::new(client.clone(), &opts.node_name),
         client: client.clone(),
         opts: opts.clone(),

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 
 use super::events::Kind;
 use super::status::{ContainerView, PodView, pod_status, time};
-use super::{Msg, Shared, backoff, convert};
+use super::{Msg, Shared, backoff, inputs};
+use crate::pods::config::{ConfigContext, ObjectLookup, container_config, sandbox_config};
 use crate::runtime::{ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError};
 
 /// How long to wait before retrying a step that failed (sandbox, create).
@@ -219,15 +220,41 @@ impl Worker {
         Ok(Next::After(wake))
     }
 
+    fn context<'a>(
+        &self,
+        objects: &'a dyn ObjectLookup,
+        pod_ip: Option<std::net::IpAddr>,
+        attempt: u32,
+        log_path: PathBuf,
+    ) -> ConfigContext<'a> {
+        let opts = &self.shared.opts;
+        let m = &self.shared.machine;
+        let dir = inputs::pod_dir(&opts.root_dir, &self.uid);
+        ConfigContext {
+            node_name: opts.node_name.clone(),
+            node_hostname: opts.node_name.clone(),
+            node_ips: vec![opts.node_ip],
+            pod_ips: pod_ip.into_iter().collect(),
+            machine_memory: m.memory_bytes as i64,
+            machine_milli_cpu: m.cpu_millis as i64,
+            machine_ephemeral_storage: m.ephemeral_storage_bytes as i64,
+            attempt,
+            log_path,
+            volumes: Default::default(),
+            hosts_file: Some(dir.join("etc-hosts")),
+            termination_log: None,
+            seccomp_root: opts.root_dir.join("seccomp"),
+            seccomp_default: false,
+            cluster_dns: opts.cluster_dns.iter().map(|ip| (*ip).into()).collect(),
+            cluster_domain: opts.cluster_domain.clone(),
+            host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").ok(),
+            objects,
+        }
+    }
+
     fn sandbox_config(&self) -> crate::runtime::PodSandboxConfig {
-        let dns: Vec<String> = self
-            .shared
-            .opts
-            .cluster_dns
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        convert::sandbox_config(&self.pod, &dns, &self.shared.opts.cluster_domain)
+        let none = inputs::Objects::default();
+        sandbox_config(&self.pod, &self.context(&none, None, 0, PathBuf::new()))
     }
 
     /// The newest attempt of container `name` in the sandbox.
@@ -327,8 +354,43 @@ impl Worker {
         attempt: u32,
     ) -> Result<Option<Duration>, RuntimeError> {
         let rt = self.shared.runtime.clone();
-        let config = convert::container_config(c, attempt, self.log_path(&c.name, attempt));
         let sandbox_config = self.sandbox_config();
+        let dir = inputs::pod_dir(&self.shared.opts.root_dir, &self.uid);
+        let hosts = inputs::hosts_file(&self.pod, sandbox.ip, &sandbox_config.hostname);
+        let termination_log = dir.join("containers").join(&c.name).join(format!("{attempt}-termination-log"));
+        let files = std::fs::create_dir_all(termination_log.parent().unwrap_or(&dir))
+            .and_then(|()| std::fs::write(dir.join("etc-hosts"), hosts))
+            .and_then(|()| std::fs::write(&termination_log, b""));
+        if let Err(e) = files {
+            return Err(RuntimeError::Host {
+                action: format!("writing the files of pod {}", self.key()),
+                source: e,
+            });
+        }
+        let objects = inputs::objects(&self.shared.client, &self.pod, c).await;
+        let made = {
+            let mut ctx =
+                self.context(&objects, sandbox.ip, attempt, self.log_path(&c.name, attempt));
+            ctx.termination_log = Some(termination_log);
+            container_config(&self.pod, c, &ctx)
+        };
+        let config = match made {
+            Ok(config) => config,
+            Err(e) => {
+                self.shared.events.emit(
+                    &self.pod,
+                    Some(&c.name),
+                    Kind::Warning,
+                    "Failed",
+                    format!("Error: {e}"),
+                );
+                self.waiting.insert(
+                    c.name.clone(),
+                    ("CreateContainerConfigError".into(), e.to_string()),
+                );
+                return Ok(Some(RETRY));
+            }
+        };
         let image = c.image.clone().unwrap_or_default();
         let id = match rt.create_container(&sandbox.id, &config, &sandbox_config).await {
             Ok(id) => id,
@@ -494,6 +556,7 @@ impl Worker {
             self.uid
         ));
         let _ = std::fs::remove_dir_all(logs);
+        let _ = std::fs::remove_dir_all(inputs::pod_dir(&self.shared.opts.root_dir, &self.uid));
         if !self.gone {
             let pods: Api<Pod> =
                 Api::namespaced(self.shared.client.clone(), m.namespace.as_deref().unwrap_or_default());
