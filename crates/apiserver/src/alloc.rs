@@ -117,9 +117,7 @@ async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
     let name = apimachinery::json::str_ptr(svc, "/metadata/name").to_string();
     let ns = apimachinery::json::str_ptr(svc, "/metadata/namespace").to_string();
     let owner = format!("{ns}/{name}");
-    let ty = svc
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
+    let ty = apimachinery::json::str_ptr_opt(svc, "/spec/type")
         .unwrap_or("ClusterIP")
         .to_string();
     if ty != "ExternalName" {
@@ -250,9 +248,8 @@ async fn claim_first_ip(a: &Allocator) -> ApiResult<Ipv4Addr> {
 /// Frees a deleted Service's cluster IP and node ports.
 async fn release_service(a: &Allocator, svc: &Value) {
     let mut keys = Vec::new();
-    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str)
+    if let Some(ip) = apimachinery::json::nonempty_ptr(svc, "/spec/clusterIP")
         && ip != "None"
-        && !ip.is_empty()
     {
         keys.push(format!("{IP_PREFIX}{ip}"));
     }

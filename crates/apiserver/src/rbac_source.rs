@@ -243,9 +243,7 @@ fn volumes_reference_secret(
                 &format!("/registry/persistentvolumeclaims/{pod_ns}/{claim}"),
             )
             .and_then(|pvc| {
-                pvc.pointer("/spec/volumeName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
+                apimachinery::json::str_ptr_opt(&pvc, "/spec/volumeName").map(str::to_string)
             })
             .and_then(|pv| object(cache, &format!("/registry/persistentvolumes/{pv}")));
             if let Some(pv) = volume

@@ -153,18 +153,16 @@ async fn refresh(store: &dyn store::Store, cache: &crate::cache::Cache, registry
 }
 
 fn is_established(crd: &Value) -> bool {
-    crd.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Established")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
+    apimachinery::json::array_ptr(crd, "/status/conditions")
+        .iter()
+        .any(|c| {
+            apimachinery::json::str_at(c, "type") == "Established"
+                && apimachinery::json::str_at(c, "status") == "True"
         })
 }
 
 async fn establish(store: &dyn store::Store, crd: &Value) {
-    let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
+    let Some(name) = apimachinery::json::str_ptr_opt(crd, "/metadata/name") else {
         return;
     };
     let key = crate::keys::of(

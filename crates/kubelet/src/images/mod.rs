@@ -39,7 +39,9 @@ pub struct ImageStore {
 
 impl ImageStore {
     pub fn open(root: &Path) -> Result<Self, ImageError> {
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
     pub fn root(&self) -> &Path {
         &self.root

@@ -70,6 +70,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> RuntimeResult<()>;
     async fn container_status(&self, id: &str) -> RuntimeResult<ContainerStatus>;
     /// Containers of one sandbox, or of all when `sandbox_id` is `None`.
-    async fn list_containers(&self, sandbox_id: Option<&str>)
-    -> RuntimeResult<Vec<ContainerStatus>>;
+    async fn list_containers(
+        &self,
+        sandbox_id: Option<&str>,
+    ) -> RuntimeResult<Vec<ContainerStatus>>;
 }

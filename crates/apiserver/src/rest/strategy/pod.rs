@@ -49,10 +49,7 @@ impl Strategy for Pod {
     }
 
     fn deletion_grace(&self, obj: &Value, requested: Option<i64>) -> i64 {
-        let bound = obj
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
+        let bound = apimachinery::json::nonempty_ptr(obj, "/spec/nodeName").is_some();
         let phase = apimachinery::json::str_ptr(obj, "/status/phase");
         let terminal = phase == "Succeeded" || phase == "Failed";
         let default = obj
@@ -183,8 +180,7 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
         .unwrap_or(0);
     let policy = class
         .as_ref()
-        .and_then(|c| c.get("preemptionPolicy"))
-        .and_then(Value::as_str)
+        .and_then(|c| apimachinery::json::str_opt(c, "preemptionPolicy"))
         .unwrap_or("PreemptLowerPriority")
         .to_string();
     // As Kubernetes' Priority admission: values a client writes itself must

@@ -17,11 +17,7 @@ fn scale_of(call: &Call<'_>, obj: &Value, rev: Option<store::Revision>) -> Value
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let (spec_path, status_path, selector_path) = crate::rest::custom::scale_paths(call);
     let selector = match selector_path {
-        Some(p) => obj
-            .pointer(&p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        Some(p) => apimachinery::json::str_ptr(obj, &p).to_string(),
         None => obj
             .pointer("/spec/selector/matchLabels")
             .and_then(Value::as_object)
