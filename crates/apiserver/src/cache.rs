@@ -2,9 +2,11 @@
 //! so lists, gets and client watches are served from memory (kube-apiserver's
 //! "cacher"). Each object is kept as the exact JSON bytes clients receive, plus the
 //! labels and selectable fields extracted once when it arrives; a list is a
-//! concatenation of those bytes, never a re-serialization.
+//! concatenation of those bytes, never a re-serialization. The allocators'
+//! claims, which share the objects' prefix, are kept apart as a set of keys
+//! (`keys::is_claim`): no list, watch or history ever holds one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use store::{Event, EventKind, KeyValue, ListOptions, Revision, Store, WatchItem}
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{ApiError, ApiResult};
+use crate::keys;
 
 /// The pod field that indexes watches (see `State::node_channels`).
 const NODE_NAME: &str = "spec.nodeName";
@@ -94,6 +97,8 @@ struct State {
     /// The revision of each resource's latest change since the last load.
     resource_revisions: HashMap<String, Revision>,
     loaded_at: Revision,
+    /// The allocators' claimed keys (service IPs, node ports): not objects.
+    claims: HashSet<String>,
 }
 
 /// A consistent view of one resource prefix plus a feed of what follows it.
@@ -121,6 +126,7 @@ impl Cache {
                 node_pods: HashMap::new(),
                 resource_revisions: HashMap::new(),
                 loaded_at: 0,
+                claims: HashSet::new(),
             }),
             revision_tx: watch::channel(0).0,
         });
@@ -146,11 +152,14 @@ impl Cache {
     /// Replaces the cached state with a fresh list; watchers of the old state are cut
     /// off (they resume with a list, as after a 410).
     async fn load(&self, store: &dyn Store) -> ApiResult<Revision> {
-        let listed = store.list("/registry/", ListOptions::default()).await?;
+        let listed = store.list(keys::OBJECTS, ListOptions::default()).await?;
         let mut objects = BTreeMap::new();
         let mut node_pods = HashMap::new();
+        let mut claims = HashSet::new();
         for kv in listed.items {
-            if let Some(entry) = ingest(&kv, kv.mod_revision) {
+            if keys::is_claim(&kv.key) {
+                claims.insert(kv.key);
+            } else if let Some(entry) = ingest(&kv, kv.mod_revision) {
                 index_pod(&mut node_pods, &entry, true);
                 objects.insert(kv.key.clone(), Arc::new(entry));
             }
@@ -165,6 +174,7 @@ impl Cache {
         st.node_pods = node_pods;
         st.resource_revisions.clear();
         st.loaded_at = listed.revision;
+        st.claims = claims;
         drop(st);
         self.revision_tx.send_replace(listed.revision);
         Ok(listed.revision)
@@ -182,6 +192,17 @@ impl Cache {
     fn apply(&self, ev: Event) {
         let rev = ev.revision();
         let key = ev.kv.key.clone();
+        if keys::is_claim(&key) {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            match ev.kind {
+                EventKind::Put => st.claims.insert(key),
+                EventKind::Delete => st.claims.remove(&key),
+            };
+            st.revision = rev;
+            drop(st);
+            self.revision_tx.send_replace(rev);
+            return;
+        }
         let new = match ev.kind {
             EventKind::Put => ingest(&ev.kv, rev).map(Arc::new),
             EventKind::Delete => None,
@@ -285,6 +306,13 @@ impl Cache {
             .get(resource)
             .copied()
             .unwrap_or(st.loaded_at)
+    }
+
+    /// Whether an allocator's claim (`keys::service_ip`, `keys::node_port`) is
+    /// taken, as of the cache's revision.
+    pub fn is_claimed(&self, key: &str) -> bool {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.claims.contains(key)
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
@@ -419,7 +447,7 @@ async fn follow(
     store: &dyn Store,
     after: Revision,
 ) -> ApiResult<()> {
-    let mut stream = store.watch("/registry/", after).await?;
+    let mut stream = store.watch(keys::OBJECTS, after).await?;
     while let Some(item) = stream.next().await {
         let Some(cache) = weak.upgrade() else {
             return Ok(());
@@ -505,7 +533,7 @@ fn index_pod(node_pods: &mut HashMap<String, BTreeSet<String>>, entry: &Entry, a
 
 /// `pods` from `/registry/pods/default/web`.
 pub fn resource_of(key: &str) -> &str {
-    key.strip_prefix("/registry/")
+    key.strip_prefix(keys::OBJECTS)
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("")
 }
@@ -704,6 +732,38 @@ mod tests {
         cache.load(&*store).await.unwrap();
         assert_eq!(on("n2"), ["/registry/pods/ns/a"]);
         assert!(on("n1").is_empty());
+    }
+
+    /// Allocator claims are followed as a key set, never as objects: no list,
+    /// watch snapshot or replay shows them, and a reload keeps them.
+    #[tokio::test]
+    async fn claims_are_kept_apart_from_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(None, dir.path()).await.unwrap();
+        let claim = bytes::Bytes::from_static(br#"{"owner":"default/web"}"#);
+        let ip = keys::service_ip("10.43.0.10");
+        let port = keys::node_port(30080);
+        store.create(&ip, claim.clone()).await.unwrap();
+        let cache = Cache::start(store.clone()).await.unwrap();
+        let start = cache.revision();
+        assert!(cache.is_claimed(&ip));
+        assert!(!cache.is_claimed(&port));
+        store.create(&port, claim.clone()).await.unwrap();
+        let (_, rev) = store.delete(&ip, None).await.unwrap();
+        cache.wait_for(rev, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(cache.revision(), rev);
+        assert!(!cache.is_claimed(&ip));
+        assert!(cache.is_claimed(&port));
+        assert!(cache.get(&port).is_none());
+        let (all, _) = cache.list(keys::OBJECTS, None, 0, &|_| true);
+        assert!(all.items.is_empty());
+        let watch = cache
+            .watch("ranges", keys::OBJECTS, Some(start), None)
+            .unwrap();
+        assert!(matches!(watch.initial, Initial::Replay(r) if r.is_empty()));
+        cache.load(&*store).await.unwrap();
+        assert!(cache.is_claimed(&port) && !cache.is_claimed(&ip));
+        assert!(cache.get(&port).is_none());
     }
 
     /// The byte-level path gives what decoding the whole object gives.

@@ -15,7 +15,7 @@ use store::{Store, StoreError};
 
 use crate::pki::{CA_CERT, CA_KEY, SERVICE_ACCOUNT_KEY};
 
-const KEY: &str = "/bootstrap/pki";
+const KEY: &str = crate::keys::SHARED_PKI;
 const SHARED_FILES: [&str; 3] = [CA_CERT, CA_KEY, SERVICE_ACCOUNT_KEY];
 const PBKDF2_ROUNDS: u32 = 100_000;
 
