@@ -90,10 +90,8 @@ struct State {
     /// these indexed triggers: without them each pod change would wake every
     /// node's watch.
     node_channels: HashMap<String, broadcast::Sender<Arc<Change>>>,
-    /// The keys of the pods bound to each node (`spec.nodeName`), so a question
-    /// about one node's pods (the node authorizer's) looks at that node's pods
-    /// only — at most a few hundred — however many pods the cluster has.
-    node_pods: HashMap<String, BTreeSet<String>>,
+    /// Lookups kept up to date with `objects`.
+    indexes: Indexes,
     /// The revision of each resource's latest change since the last load.
     resource_revisions: HashMap<String, Revision>,
     loaded_at: Revision,
@@ -123,7 +121,7 @@ impl Cache {
                 history_start: 0,
                 channels: HashMap::new(),
                 node_channels: HashMap::new(),
-                node_pods: HashMap::new(),
+                indexes: Indexes::default(),
                 resource_revisions: HashMap::new(),
                 loaded_at: 0,
                 claims: HashSet::new(),
@@ -154,13 +152,13 @@ impl Cache {
     async fn load(&self, store: &dyn Store) -> ApiResult<Revision> {
         let listed = store.list(keys::OBJECTS, ListOptions::default()).await?;
         let mut objects = BTreeMap::new();
-        let mut node_pods = HashMap::new();
+        let mut indexes = Indexes::default();
         let mut claims = HashSet::new();
         for kv in listed.items {
             if keys::is_claim(&kv.key) {
                 claims.insert(kv.key);
             } else if let Some(entry) = ingest(&kv, kv.mod_revision) {
-                index_pod(&mut node_pods, &entry, true);
+                indexes.update(&entry, true);
                 objects.insert(kv.key.clone(), Arc::new(entry));
             }
         }
@@ -171,7 +169,7 @@ impl Cache {
         st.history_start = listed.revision;
         st.channels.clear();
         st.node_channels.clear();
-        st.node_pods = node_pods;
+        st.indexes = indexes;
         st.resource_revisions.clear();
         st.loaded_at = listed.revision;
         st.claims = claims;
@@ -212,9 +210,9 @@ impl Cache {
         let change = match (new, ev.kind) {
             (Some(obj), _) => {
                 if let Some(p) = &prev {
-                    index_pod(&mut st.node_pods, p, false);
+                    st.indexes.update(p, false);
                 }
-                index_pod(&mut st.node_pods, &obj, true);
+                st.indexes.update(&obj, true);
                 st.objects.insert(key.clone(), obj.clone());
                 let kind = if prev.is_some() {
                     ChangeKind::Modified
@@ -230,7 +228,7 @@ impl Cache {
             }
             (None, EventKind::Delete) => {
                 if let Some(p) = &prev {
-                    index_pod(&mut st.node_pods, p, false);
+                    st.indexes.update(p, false);
                 }
                 st.objects.remove(&key);
                 prev.as_ref()
@@ -306,6 +304,14 @@ impl Cache {
             .get(resource)
             .copied()
             .unwrap_or(st.loaded_at)
+    }
+
+    /// The PriorityClass marked `globalDefault`, from its index rather than a
+    /// scan of every class.
+    pub fn default_priority_class(&self) -> Option<Arc<Entry>> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let key = st.indexes.default_priority_classes.first()?;
+        st.objects.get(key).cloned()
     }
 
     /// Whether an allocator's claim (`keys::service_ip`, `keys::node_port`) is
@@ -423,7 +429,8 @@ impl Cache {
     /// node's pods, not the cluster's.
     pub fn pods_on_node(&self, node: &str) -> Vec<Arc<Entry>> {
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        st.node_pods
+        st.indexes
+            .node_pods
             .get(node)
             .map(|keys| {
                 keys.iter()
@@ -510,11 +517,47 @@ pub struct WatchStart {
     pub live: broadcast::Receiver<Arc<Change>>,
 }
 
+/// The stored resource of PriorityClasses (checked against the resource table in
+/// the tests).
+const PRIORITY_CLASSES: &str = "priorityclasses";
+
+/// What the cache indexes besides keys, so the questions asked on hot paths cost
+/// what their answer holds rather than a scan.
+#[derive(Default)]
+struct Indexes {
+    /// The keys of the pods bound to each node (`spec.nodeName`), so a question
+    /// about one node's pods (the node authorizer's) looks at that node's pods
+    /// only — at most a few hundred — however many pods the cluster has.
+    node_pods: HashMap<String, BTreeSet<String>>,
+    /// The keys of the PriorityClasses with `globalDefault: true`, for the
+    /// Priority admission of every pod that names no class. Kubernetes allows
+    /// one; should there be more, the first by name is the default.
+    default_priority_classes: BTreeSet<String>,
+}
+
+impl Indexes {
+    /// Adds an object to (or removes it from) the indexes it belongs in.
+    fn update(&mut self, entry: &Entry, add: bool) {
+        match resource_of(&entry.key) {
+            "pods" => index_pod(&mut self.node_pods, entry, add),
+            PRIORITY_CLASSES => {
+                let default = add
+                    && entry
+                        .value()
+                        .is_ok_and(|v| apimachinery::json::bool_at(&v, "globalDefault"));
+                if default {
+                    self.default_priority_classes.insert(entry.key.clone());
+                } else {
+                    self.default_priority_classes.remove(&entry.key);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Adds a pod to (or removes it from) the per-node index under its `spec.nodeName`.
 fn index_pod(node_pods: &mut HashMap<String, BTreeSet<String>>, entry: &Entry, add: bool) {
-    if resource_of(&entry.key) != "pods" {
-        return;
-    }
     let Some(node) = entry.field(NODE_NAME).filter(|n| !n.is_empty()) else {
         return;
     };
@@ -732,6 +775,62 @@ mod tests {
         cache.load(&*store).await.unwrap();
         assert_eq!(on("n2"), ["/registry/pods/ns/a"]);
         assert!(on("n1").is_empty());
+    }
+
+    /// The default PriorityClass is found through its index, which follows
+    /// creates, updates, deletes and reloads; with more than one, the first by name.
+    #[tokio::test]
+    async fn the_default_priority_class_is_indexed() {
+        assert_eq!(
+            keys::prefix("scheduling.k8s.io/v1", "PriorityClass"),
+            keys::storage_prefix(PRIORITY_CLASSES)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(None, dir.path()).await.unwrap();
+        let class = |name: &str, default: Option<bool>| {
+            let mut v = json!({"metadata": {"name": name}, "value": 10});
+            if let Some(d) = default {
+                v["globalDefault"] = json!(d);
+            }
+            bytes::Bytes::from(serde_json::to_vec(&v).unwrap())
+        };
+        let key = |name: &str| keys::priority_class(name);
+        store
+            .create(&key("b"), class("b", Some(true)))
+            .await
+            .unwrap();
+        let a = store.create(&key("a"), class("a", None)).await.unwrap();
+        let cache = Cache::start(store.clone()).await.unwrap();
+        let default = || cache.default_priority_class().map(|e| e.key.clone());
+        assert_eq!(default(), Some(key("b")));
+        let a = store
+            .update(&key("a"), class("a", Some(true)), a.mod_revision)
+            .await
+            .unwrap();
+        cache
+            .wait_for(a.mod_revision, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(default(), Some(key("a")));
+        let (_, rev) = store.delete(&key("a"), None).await.unwrap();
+        cache.wait_for(rev, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(default(), Some(key("b")));
+        let b = store.get(&key("b"), None).await.unwrap().unwrap();
+        let b = store
+            .update(&key("b"), class("b", Some(false)), b.mod_revision)
+            .await
+            .unwrap();
+        cache
+            .wait_for(b.mod_revision, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(default(), None);
+        store
+            .create(&key("c"), class("c", Some(true)))
+            .await
+            .unwrap();
+        cache.load(&*store).await.unwrap();
+        assert_eq!(default(), Some(key("c")));
     }
 
     /// Allocator claims are followed as a key set, never as objects: no list,

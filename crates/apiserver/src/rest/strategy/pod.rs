@@ -152,14 +152,9 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
     let pod_name = apimachinery::json::str_ptr(pod, "/metadata/name").to_string();
     let name = apimachinery::json::str_ptr(pod, "/spec/priorityClassName").to_string();
     let class = if name.is_empty() {
-        let (_, classes) = api.cache.objects(&crate::keys::prefix(
-            "scheduling.k8s.io/v1",
-            "PriorityClass",
-        ));
-        classes
-            .iter()
-            .filter_map(|e| e.value().ok())
-            .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        api.cache
+            .default_priority_class()
+            .and_then(|e| e.value().ok())
     } else {
         match api.cache.get(&crate::keys::priority_class(&name)) {
             Some(e) => Some(e.value()?),
