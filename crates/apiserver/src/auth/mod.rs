@@ -2,12 +2,12 @@
 //! Kubernetes' user model: client certificates, service-account tokens, the
 //! node join token, RBAC and the node authorizer with its view of pods.
 
-pub mod authn;
-pub mod bootstrap;
-pub mod graph;
+pub(crate) mod authn;
+pub(crate) mod bootstrap;
+pub(crate) mod graph;
 mod node;
-pub mod rbac;
-pub mod token;
+pub(crate) mod rbac;
+pub(crate) mod token;
 
 use std::collections::BTreeMap;
 
