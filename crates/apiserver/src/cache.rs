@@ -575,7 +575,7 @@ fn index_pod(node_pods: &mut HashMap<String, BTreeSet<String>>, entry: &Entry, a
 }
 
 /// `pods` from `/registry/pods/default/web`.
-pub fn resource_of(key: &str) -> &str {
+pub(crate) fn resource_of(key: &str) -> &str {
     key.strip_prefix(keys::OBJECTS)
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("")
@@ -661,7 +661,7 @@ fn selectable(resource: &str) -> &'static Selectable {
 }
 
 /// Builds an entry from a decoded object, stamping `rev` as its resourceVersion.
-pub fn entry_from(key: String, value: &mut Value, rev: Revision) -> Entry {
+pub(crate) fn entry_from(key: String, value: &mut Value, rev: Revision) -> Entry {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
     }
@@ -692,7 +692,7 @@ fn restamp(prev: &Entry, rev: Revision) -> Option<Entry> {
 
 /// The field selector names a stored resource supports (metadata.name and
 /// .namespace included).
-pub fn field_names(resource: &str) -> &'static [&'static str] {
+pub(crate) fn field_names(resource: &str) -> &'static [&'static str] {
     &selectable(resource).names
 }
 

@@ -21,7 +21,7 @@ pub struct Custom {
 pub struct Table {
     pub resources: Vec<Resource>,
     custom: HashMap<(String, String, String), Arc<Custom>>,
-    pub openapi: Arc<OpenApiV3>,
+    pub(crate) openapi: Arc<OpenApiV3>,
 }
 
 impl Table {
@@ -48,7 +48,7 @@ impl Table {
     }
 
     /// OpenAPI documents: the built-in ones unless custom resources exist.
-    pub fn openapi(&self) -> &OpenApiV3 {
+    pub(crate) fn openapi(&self) -> &OpenApiV3 {
         if self.custom.is_empty() {
             OpenApiV3::builtin()
         } else {

@@ -12,10 +12,9 @@ pub(crate) mod token;
 use std::collections::BTreeMap;
 
 pub use authn::{Authenticator, ServiceAccountCheck};
-pub use graph::{NodeGraph, Vertex};
-pub use node::{NODE_LEASE_NAMESPACE, node_identity};
+pub(crate) use node::{NODE_LEASE_NAMESPACE, node_identity};
 pub use rbac::{Attributes, Authorizer, Decision, RbacSource, forbidden_message};
-pub use token::{BoundObject, BoundRef, ServiceAccountRef, TokenBinding, VerifiedToken};
+pub(crate) use token::{BoundObject, ServiceAccountRef, TokenBinding, VerifiedToken};
 
 /// An authenticated caller, as Kubernetes' `user.Info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
