@@ -183,7 +183,7 @@ async fn establish(store: &dyn store::Store, crd: &Value) {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter(|v| apimachinery::json::bool_at(*v, "storage"))
         .filter_map(|v| v.get("name").cloned())
         .collect();
     let names = stored

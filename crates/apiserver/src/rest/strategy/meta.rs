@@ -135,10 +135,7 @@ fn generate_name(prefix: &str) -> String {
 }
 
 pub fn bump_generation(obj: &mut Value) {
-    let g = obj
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let g = apimachinery::json::meta::generation(obj).unwrap_or(0);
     obj["metadata"]["generation"] = json!(g + 1);
 }
 

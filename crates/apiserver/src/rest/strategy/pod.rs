@@ -52,18 +52,15 @@ impl Strategy for Pod {
         let bound = apimachinery::json::nonempty_ptr(obj, "/spec/nodeName").is_some();
         let phase = apimachinery::json::str_ptr(obj, "/status/phase");
         let terminal = phase == "Succeeded" || phase == "Failed";
-        let default = obj
-            .pointer("/spec/terminationGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(30);
+        let default =
+            apimachinery::json::i64_ptr(obj, "/spec/terminationGracePeriodSeconds").unwrap_or(30);
         let mut grace = if bound && !terminal {
             requested.unwrap_or(default).max(0)
         } else {
             0
         };
-        if let Some(existing) = obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
+        if let Some(existing) =
+            apimachinery::json::i64_ptr(obj, "/metadata/deletionGracePeriodSeconds")
         {
             grace = grace.min(existing);
         }
@@ -72,10 +69,7 @@ impl Strategy for Pod {
 
     /// A pod in its grace period stays until its node has stopped it.
     fn holds_deletion(&self, obj: &Value) -> bool {
-        obj.pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            > 0
+        apimachinery::json::i64_ptr(obj, "/metadata/deletionGracePeriodSeconds").unwrap_or(0) > 0
     }
 
     fn returns_deleted_object(&self) -> bool {
@@ -170,8 +164,7 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
     };
     let value = class
         .as_ref()
-        .and_then(|c| c.get("value"))
-        .and_then(Value::as_i64)
+        .and_then(|c| apimachinery::json::i64_at(c, "value"))
         .unwrap_or(0);
     let policy = class
         .as_ref()
