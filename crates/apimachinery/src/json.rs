@@ -42,6 +42,12 @@ pub fn str_ptr_opt<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
+/// The string at `pointer` when it is set and not empty; `""` reads as `None` too, as
+/// optional references (`spec.nodeName`, `secretRef.name`) treat it.
+pub fn nonempty_ptr<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    str_ptr_opt(v, pointer).filter(|s| !s.is_empty())
+}
+
 /// Whether `key` holds `true`; absent or not a boolean reads as `false`.
 pub fn bool_at(v: &(impl Fields + ?Sized), key: &str) -> bool {
     v.field(key).and_then(Value::as_bool).unwrap_or(false)

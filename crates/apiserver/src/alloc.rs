@@ -1,7 +1,9 @@
 //! Service cluster IPs from --service-cidr and node ports from 30000–32767.
 //! Each allocated value is claimed by creating its own key in the store
-//! (`/registry/ranges/serviceips/IP`), so concurrent creates on any server can
-//! never hand out the same value twice: the store's create-if-absent decides.
+//! (`keys::service_ip`, `/registry/ranges/serviceips/IP`), so concurrent creates
+//! on any server can never hand out the same value twice: the store's
+//! create-if-absent decides. The watch cache keeps the set of claimed keys (not
+//! as objects), which lets a scan skip taken values without asking the store.
 
 use std::net::Ipv4Addr;
 
@@ -13,8 +15,6 @@ use std::sync::Arc;
 
 use crate::cache::Cache;
 
-const IP_PREFIX: &str = "/registry/ranges/serviceips/";
-const PORT_PREFIX: &str = "/registry/ranges/nodeports/";
 pub const NODE_PORT_RANGE: (u16, u16) = (30000, 32767);
 
 /// Hands out Service cluster IPs and node ports, each claimed as its own store
@@ -117,9 +117,7 @@ async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
     let name = apimachinery::json::str_ptr(svc, "/metadata/name").to_string();
     let ns = apimachinery::json::str_ptr(svc, "/metadata/namespace").to_string();
     let owner = format!("{ns}/{name}");
-    let ty = svc
-        .pointer("/spec/type")
-        .and_then(Value::as_str)
+    let ty = apimachinery::json::str_ptr_opt(svc, "/spec/type")
         .unwrap_or("ClusterIP")
         .to_string();
     if ty != "ExternalName" {
@@ -141,7 +139,7 @@ async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
                         ),
                     ));
                 }
-                if !claim(a, format!("{IP_PREFIX}{ip}"), &owner).await? {
+                if !claim(a, crate::keys::service_ip(ip), &owner).await? {
                     return Err(invalid(
                         &name,
                         "spec.clusterIP",
@@ -180,7 +178,7 @@ async fn allocate_service(a: &Allocator, svc: &mut Value) -> ApiResult<()> {
                         ),
                     ));
                 }
-                if !claim(a, format!("{PORT_PREFIX}{wanted}"), &owner).await? {
+                if !claim(a, crate::keys::node_port(wanted), &owner).await? {
                     return Err(invalid(
                         &name,
                         &field,
@@ -207,8 +205,8 @@ async fn allocate_ip(a: &Allocator, owner: &str) -> ApiResult<Ipv4Addr> {
     let start = uuid::Uuid::new_v4().as_u128() as u32 % usable;
     for i in 0..usable {
         let ip = cidr.nth(2 + (start + i) % usable);
-        let key = format!("{IP_PREFIX}{ip}");
-        if a.cache.get(&key).is_some() {
+        let key = crate::keys::service_ip(ip);
+        if a.cache.is_claimed(&key) {
             continue;
         }
         if claim(a, key, owner).await? {
@@ -227,8 +225,8 @@ async fn allocate_port(a: &Allocator, owner: &str) -> ApiResult<u16> {
     let start = uuid::Uuid::new_v4().as_u128() as u32 % span;
     for i in 0..span {
         let port = lo + ((start + i) % span) as u16;
-        let key = format!("{PORT_PREFIX}{port}");
-        if a.cache.get(&key).is_some() {
+        let key = crate::keys::node_port(port);
+        if a.cache.is_claimed(&key) {
             continue;
         }
         if claim(a, key, owner).await? {
@@ -243,18 +241,17 @@ async fn allocate_port(a: &Allocator, owner: &str) -> ApiResult<u16> {
 /// Claims the first address of the range for the `kubernetes` service.
 async fn claim_first_ip(a: &Allocator) -> ApiResult<Ipv4Addr> {
     let ip = a.service_cidr.nth(1);
-    claim(a, format!("{IP_PREFIX}{ip}"), "default/kubernetes").await?;
+    claim(a, crate::keys::service_ip(ip), "default/kubernetes").await?;
     Ok(ip)
 }
 
 /// Frees a deleted Service's cluster IP and node ports.
 async fn release_service(a: &Allocator, svc: &Value) {
     let mut keys = Vec::new();
-    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str)
+    if let Some(ip) = apimachinery::json::nonempty_ptr(svc, "/spec/clusterIP")
         && ip != "None"
-        && !ip.is_empty()
     {
-        keys.push(format!("{IP_PREFIX}{ip}"));
+        keys.push(crate::keys::service_ip(ip));
     }
     for p in svc
         .pointer("/spec/ports")
@@ -263,7 +260,7 @@ async fn release_service(a: &Allocator, svc: &Value) {
         .flatten()
     {
         if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
-            keys.push(format!("{PORT_PREFIX}{n}"));
+            keys.push(crate::keys::node_port(n));
         }
     }
     for key in keys {

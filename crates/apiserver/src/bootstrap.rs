@@ -56,7 +56,7 @@ pub async fn ensure(store: &dyn Store, cache: &Cache, alloc: &Allocator) -> ApiR
         ) {
             continue;
         }
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
+        let ns = apimachinery::json::str_ptr_opt(&obj, "/metadata/namespace");
         let key = crate::keys::of("rbac.authorization.k8s.io/v1", kind, ns, &name);
         reconcile_rbac(store, cache, &key, obj).await?;
     }
@@ -73,10 +73,10 @@ async fn reconcile_rbac(store: &dyn Store, cache: &Cache, key: &str, obj: Value)
     let Ok(mut stored) = serde_json::from_slice::<Value>(&kv.value) else {
         return Ok(());
     };
-    let auto = stored
-        .pointer("/metadata/annotations/rbac.authorization.kubernetes.io~1autoupdate")
-        .and_then(Value::as_str)
-        != Some("false");
+    let auto = apimachinery::json::meta::annotation(
+        &stored,
+        "rbac.authorization.kubernetes.io/autoupdate",
+    ) != Some("false");
     let fields = ["rules", "aggregationRule", "subjects", "roleRef"];
     if !auto || fields.iter().all(|f| stored.get(*f) == obj.get(*f)) {
         return Ok(());

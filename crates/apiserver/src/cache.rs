@@ -2,9 +2,11 @@
 //! so lists, gets and client watches are served from memory (kube-apiserver's
 //! "cacher"). Each object is kept as the exact JSON bytes clients receive, plus the
 //! labels and selectable fields extracted once when it arrives; a list is a
-//! concatenation of those bytes, never a re-serialization.
+//! concatenation of those bytes, never a re-serialization. The allocators'
+//! claims, which share the objects' prefix, are kept apart as a set of keys
+//! (`keys::is_claim`): no list, watch or history ever holds one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use store::{Event, EventKind, KeyValue, ListOptions, Revision, Store, WatchItem}
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{ApiError, ApiResult};
+use crate::keys;
 
 /// The pod field that indexes watches (see `State::node_channels`).
 const NODE_NAME: &str = "spec.nodeName";
@@ -87,13 +90,13 @@ struct State {
     /// these indexed triggers: without them each pod change would wake every
     /// node's watch.
     node_channels: HashMap<String, broadcast::Sender<Arc<Change>>>,
-    /// The keys of the pods bound to each node (`spec.nodeName`), so a question
-    /// about one node's pods (the node authorizer's) looks at that node's pods
-    /// only — at most a few hundred — however many pods the cluster has.
-    node_pods: HashMap<String, BTreeSet<String>>,
+    /// Lookups kept up to date with `objects`.
+    indexes: Indexes,
     /// The revision of each resource's latest change since the last load.
     resource_revisions: HashMap<String, Revision>,
     loaded_at: Revision,
+    /// The allocators' claimed keys (service IPs, node ports): not objects.
+    claims: HashSet<String>,
 }
 
 /// A consistent view of one resource prefix plus a feed of what follows it.
@@ -118,9 +121,10 @@ impl Cache {
                 history_start: 0,
                 channels: HashMap::new(),
                 node_channels: HashMap::new(),
-                node_pods: HashMap::new(),
+                indexes: Indexes::default(),
                 resource_revisions: HashMap::new(),
                 loaded_at: 0,
+                claims: HashSet::new(),
             }),
             revision_tx: watch::channel(0).0,
         });
@@ -146,12 +150,15 @@ impl Cache {
     /// Replaces the cached state with a fresh list; watchers of the old state are cut
     /// off (they resume with a list, as after a 410).
     async fn load(&self, store: &dyn Store) -> ApiResult<Revision> {
-        let listed = store.list("/registry/", ListOptions::default()).await?;
+        let listed = store.list(keys::OBJECTS, ListOptions::default()).await?;
         let mut objects = BTreeMap::new();
-        let mut node_pods = HashMap::new();
+        let mut indexes = Indexes::default();
+        let mut claims = HashSet::new();
         for kv in listed.items {
-            if let Some(entry) = ingest(&kv, kv.mod_revision) {
-                index_pod(&mut node_pods, &entry, true);
+            if keys::is_claim(&kv.key) {
+                claims.insert(kv.key);
+            } else if let Some(entry) = ingest(&kv, kv.mod_revision) {
+                indexes.update(&entry, true);
                 objects.insert(kv.key.clone(), Arc::new(entry));
             }
         }
@@ -162,9 +169,10 @@ impl Cache {
         st.history_start = listed.revision;
         st.channels.clear();
         st.node_channels.clear();
-        st.node_pods = node_pods;
+        st.indexes = indexes;
         st.resource_revisions.clear();
         st.loaded_at = listed.revision;
+        st.claims = claims;
         drop(st);
         self.revision_tx.send_replace(listed.revision);
         Ok(listed.revision)
@@ -182,6 +190,17 @@ impl Cache {
     fn apply(&self, ev: Event) {
         let rev = ev.revision();
         let key = ev.kv.key.clone();
+        if keys::is_claim(&key) {
+            let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+            match ev.kind {
+                EventKind::Put => st.claims.insert(key),
+                EventKind::Delete => st.claims.remove(&key),
+            };
+            st.revision = rev;
+            drop(st);
+            self.revision_tx.send_replace(rev);
+            return;
+        }
         let new = match ev.kind {
             EventKind::Put => ingest(&ev.kv, rev).map(Arc::new),
             EventKind::Delete => None,
@@ -191,9 +210,9 @@ impl Cache {
         let change = match (new, ev.kind) {
             (Some(obj), _) => {
                 if let Some(p) = &prev {
-                    index_pod(&mut st.node_pods, p, false);
+                    st.indexes.update(p, false);
                 }
-                index_pod(&mut st.node_pods, &obj, true);
+                st.indexes.update(&obj, true);
                 st.objects.insert(key.clone(), obj.clone());
                 let kind = if prev.is_some() {
                     ChangeKind::Modified
@@ -209,7 +228,7 @@ impl Cache {
             }
             (None, EventKind::Delete) => {
                 if let Some(p) = &prev {
-                    index_pod(&mut st.node_pods, p, false);
+                    st.indexes.update(p, false);
                 }
                 st.objects.remove(&key);
                 prev.as_ref()
@@ -285,6 +304,21 @@ impl Cache {
             .get(resource)
             .copied()
             .unwrap_or(st.loaded_at)
+    }
+
+    /// The PriorityClass marked `globalDefault`, from its index rather than a
+    /// scan of every class.
+    pub fn default_priority_class(&self) -> Option<Arc<Entry>> {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        let key = st.indexes.default_priority_classes.first()?;
+        st.objects.get(key).cloned()
+    }
+
+    /// Whether an allocator's claim (`keys::service_ip`, `keys::node_port`) is
+    /// taken, as of the cache's revision.
+    pub fn is_claimed(&self, key: &str) -> bool {
+        let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+        st.claims.contains(key)
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
@@ -395,7 +429,8 @@ impl Cache {
     /// node's pods, not the cluster's.
     pub fn pods_on_node(&self, node: &str) -> Vec<Arc<Entry>> {
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        st.node_pods
+        st.indexes
+            .node_pods
             .get(node)
             .map(|keys| {
                 keys.iter()
@@ -419,7 +454,7 @@ async fn follow(
     store: &dyn Store,
     after: Revision,
 ) -> ApiResult<()> {
-    let mut stream = store.watch("/registry/", after).await?;
+    let mut stream = store.watch(keys::OBJECTS, after).await?;
     while let Some(item) = stream.next().await {
         let Some(cache) = weak.upgrade() else {
             return Ok(());
@@ -482,11 +517,47 @@ pub struct WatchStart {
     pub live: broadcast::Receiver<Arc<Change>>,
 }
 
+/// The stored resource of PriorityClasses (checked against the resource table in
+/// the tests).
+const PRIORITY_CLASSES: &str = "priorityclasses";
+
+/// What the cache indexes besides keys, so the questions asked on hot paths cost
+/// what their answer holds rather than a scan.
+#[derive(Default)]
+struct Indexes {
+    /// The keys of the pods bound to each node (`spec.nodeName`), so a question
+    /// about one node's pods (the node authorizer's) looks at that node's pods
+    /// only — at most a few hundred — however many pods the cluster has.
+    node_pods: HashMap<String, BTreeSet<String>>,
+    /// The keys of the PriorityClasses with `globalDefault: true`, for the
+    /// Priority admission of every pod that names no class. Kubernetes allows
+    /// one; should there be more, the first by name is the default.
+    default_priority_classes: BTreeSet<String>,
+}
+
+impl Indexes {
+    /// Adds an object to (or removes it from) the indexes it belongs in.
+    fn update(&mut self, entry: &Entry, add: bool) {
+        match resource_of(&entry.key) {
+            "pods" => index_pod(&mut self.node_pods, entry, add),
+            PRIORITY_CLASSES => {
+                let default = add
+                    && entry
+                        .value()
+                        .is_ok_and(|v| apimachinery::json::bool_at(&v, "globalDefault"));
+                if default {
+                    self.default_priority_classes.insert(entry.key.clone());
+                } else {
+                    self.default_priority_classes.remove(&entry.key);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Adds a pod to (or removes it from) the per-node index under its `spec.nodeName`.
 fn index_pod(node_pods: &mut HashMap<String, BTreeSet<String>>, entry: &Entry, add: bool) {
-    if resource_of(&entry.key) != "pods" {
-        return;
-    }
     let Some(node) = entry.field(NODE_NAME).filter(|n| !n.is_empty()) else {
         return;
     };
@@ -504,8 +575,8 @@ fn index_pod(node_pods: &mut HashMap<String, BTreeSet<String>>, entry: &Entry, a
 }
 
 /// `pods` from `/registry/pods/default/web`.
-pub fn resource_of(key: &str) -> &str {
-    key.strip_prefix("/registry/")
+pub(crate) fn resource_of(key: &str) -> &str {
+    key.strip_prefix(keys::OBJECTS)
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("")
 }
@@ -590,7 +661,7 @@ fn selectable(resource: &str) -> &'static Selectable {
 }
 
 /// Builds an entry from a decoded object, stamping `rev` as its resourceVersion.
-pub fn entry_from(key: String, value: &mut Value, rev: Revision) -> Entry {
+pub(crate) fn entry_from(key: String, value: &mut Value, rev: Revision) -> Entry {
     if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
     }
@@ -621,7 +692,7 @@ fn restamp(prev: &Entry, rev: Revision) -> Option<Entry> {
 
 /// The field selector names a stored resource supports (metadata.name and
 /// .namespace included).
-pub fn field_names(resource: &str) -> &'static [&'static str] {
+pub(crate) fn field_names(resource: &str) -> &'static [&'static str] {
     &selectable(resource).names
 }
 
@@ -704,6 +775,94 @@ mod tests {
         cache.load(&*store).await.unwrap();
         assert_eq!(on("n2"), ["/registry/pods/ns/a"]);
         assert!(on("n1").is_empty());
+    }
+
+    /// The default PriorityClass is found through its index, which follows
+    /// creates, updates, deletes and reloads; with more than one, the first by name.
+    #[tokio::test]
+    async fn the_default_priority_class_is_indexed() {
+        assert_eq!(
+            keys::prefix("scheduling.k8s.io/v1", "PriorityClass"),
+            keys::storage_prefix(PRIORITY_CLASSES)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(None, dir.path()).await.unwrap();
+        let class = |name: &str, default: Option<bool>| {
+            let mut v = json!({"metadata": {"name": name}, "value": 10});
+            if let Some(d) = default {
+                v["globalDefault"] = json!(d);
+            }
+            bytes::Bytes::from(serde_json::to_vec(&v).unwrap())
+        };
+        let key = |name: &str| keys::priority_class(name);
+        store
+            .create(&key("b"), class("b", Some(true)))
+            .await
+            .unwrap();
+        let a = store.create(&key("a"), class("a", None)).await.unwrap();
+        let cache = Cache::start(store.clone()).await.unwrap();
+        let default = || cache.default_priority_class().map(|e| e.key.clone());
+        assert_eq!(default(), Some(key("b")));
+        let a = store
+            .update(&key("a"), class("a", Some(true)), a.mod_revision)
+            .await
+            .unwrap();
+        cache
+            .wait_for(a.mod_revision, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(default(), Some(key("a")));
+        let (_, rev) = store.delete(&key("a"), None).await.unwrap();
+        cache.wait_for(rev, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(default(), Some(key("b")));
+        let b = store.get(&key("b"), None).await.unwrap().unwrap();
+        let b = store
+            .update(&key("b"), class("b", Some(false)), b.mod_revision)
+            .await
+            .unwrap();
+        cache
+            .wait_for(b.mod_revision, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(default(), None);
+        store
+            .create(&key("c"), class("c", Some(true)))
+            .await
+            .unwrap();
+        cache.load(&*store).await.unwrap();
+        assert_eq!(default(), Some(key("c")));
+    }
+
+    /// Allocator claims are followed as a key set, never as objects: no list,
+    /// watch snapshot or replay shows them, and a reload keeps them.
+    #[tokio::test]
+    async fn claims_are_kept_apart_from_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::open(None, dir.path()).await.unwrap();
+        let claim = bytes::Bytes::from_static(br#"{"owner":"default/web"}"#);
+        let ip = keys::service_ip("10.43.0.10");
+        let port = keys::node_port(30080);
+        store.create(&ip, claim.clone()).await.unwrap();
+        let cache = Cache::start(store.clone()).await.unwrap();
+        let start = cache.revision();
+        assert!(cache.is_claimed(&ip));
+        assert!(!cache.is_claimed(&port));
+        store.create(&port, claim.clone()).await.unwrap();
+        let (_, rev) = store.delete(&ip, None).await.unwrap();
+        cache.wait_for(rev, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(cache.revision(), rev);
+        assert!(!cache.is_claimed(&ip));
+        assert!(cache.is_claimed(&port));
+        assert!(cache.get(&port).is_none());
+        let (all, _) = cache.list(keys::OBJECTS, None, 0, &|_| true);
+        assert!(all.items.is_empty());
+        let watch = cache
+            .watch("ranges", keys::OBJECTS, Some(start), None)
+            .unwrap();
+        assert!(matches!(watch.initial, Initial::Replay(r) if r.is_empty()));
+        cache.load(&*store).await.unwrap();
+        assert!(cache.is_claimed(&port) && !cache.is_claimed(&ip));
+        assert!(cache.get(&port).is_none());
     }
 
     /// The byte-level path gives what decoding the whole object gives.

@@ -15,8 +15,6 @@ use crate::pki::{PkiError, write_atomic};
 pub enum Credential {
     /// A client certificate and its private key, both PEM.
     ClientCert { cert_pem: String, key_pem: String },
-    /// A bearer token, such as a service-account token.
-    Token(String),
 }
 
 /// Failures of writing a kubeconfig.
@@ -41,7 +39,6 @@ pub fn render_kubeconfig(
             "client-certificate-data": STANDARD.encode(cert_pem),
             "client-key-data": STANDARD.encode(key_pem),
         }),
-        Credential::Token(token) => json!({ "token": token }),
     };
     let doc = json!({
         "apiVersion": "v1",
@@ -96,7 +93,10 @@ mod tests {
             &path,
             "https://127.0.0.1:6443",
             "CA",
-            Credential::Token("t0k".into()),
+            Credential::ClientCert {
+                cert_pem: "CERT2".into(),
+                key_pem: "KEY2".into(),
+            },
         )
         .unwrap();
 
@@ -113,7 +113,10 @@ mod tests {
             doc["clusters"][0]["cluster"]["certificate-authority-data"],
             STANDARD.encode("CA")
         );
-        assert_eq!(doc["users"][0]["user"]["token"], "t0k");
+        assert_eq!(
+            doc["users"][0]["user"]["client-certificate-data"],
+            STANDARD.encode("CERT2")
+        );
         assert_eq!(doc["contexts"][0]["context"]["user"], "default");
 
         let cert = render_kubeconfig(

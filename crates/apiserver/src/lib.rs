@@ -1,27 +1,27 @@
 //! The Kubernetes API server: the only component that reads or writes the store.
 
-pub mod alloc;
+pub(crate) mod alloc;
 pub mod auth;
 pub mod body;
-pub mod bootstrap;
+pub(crate) mod bootstrap;
 pub mod cache;
-pub mod clock;
+pub(crate) mod clock;
 pub mod discovery;
-pub mod error;
-pub mod keys;
-pub mod kubeconfig;
-pub mod metrics;
-pub mod nonresource;
+pub(crate) mod error;
+pub(crate) mod keys;
+pub(crate) mod kubeconfig;
+pub(crate) mod metrics;
+pub(crate) mod nonresource;
 pub mod openapi;
 pub mod pki;
 pub mod protobuf;
 pub mod rbac_source;
-pub mod registry;
+pub(crate) mod registry;
 pub mod rest;
-pub mod selectors;
-pub mod server;
-pub mod shared_pki;
-pub mod stored;
+pub(crate) mod selectors;
+pub(crate) mod server;
+pub(crate) mod shared_pki;
+pub(crate) mod stored;
 pub mod table;
 pub mod tls;
 

@@ -23,11 +23,11 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use time::{Duration, OffsetDateTime};
 
-pub const CA_CERT: &str = "server-ca.crt";
-pub const CA_KEY: &str = "server-ca.key";
+pub(crate) const CA_CERT: &str = "server-ca.crt";
+pub(crate) const CA_KEY: &str = "server-ca.key";
 const SERVING_CERT: &str = "serving.crt";
 const SERVING_KEY: &str = "serving.key";
-pub const SERVICE_ACCOUNT_KEY: &str = "service-account.key";
+pub(crate) const SERVICE_ACCOUNT_KEY: &str = "service-account.key";
 
 const CA_VALIDITY: Duration = Duration::days(3650);
 /// Leaf certificates live a year, like k3s's; a start renews the serving

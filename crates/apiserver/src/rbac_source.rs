@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::auth::graph::{self, NodeGraph, Vertex};
 use crate::auth::{RbacSource, ServiceAccountCheck, VerifiedToken};
 use crate::cache::{Cache, Entry};
+use crate::keys;
 
 /// How long after its deletion time an object still vouches for tokens bound
 /// to it, as Kubernetes' JWT leeway.
@@ -45,7 +46,7 @@ impl CacheRbac {
         let invalidated = || "service account token has been invalidated".to_string();
         let ns = &token.namespace;
         let name = &token.service_account;
-        let account = Meta::of(cache, &format!("/registry/serviceaccounts/{ns}/{name}"))
+        let account = Meta::of(cache, &keys::service_account(ns, name))
             .ok_or_else(|| format!("serviceaccounts {name:?} not found"))?;
         if !token.service_account_uid.is_empty() && account.uid != token.service_account_uid {
             return Err(format!(
@@ -57,8 +58,7 @@ impl CacheRbac {
             return Err(format!("service account {ns}/{name} has been deleted"));
         }
         if let Some(secret) = &token.secret {
-            let live = Meta::of(cache, &format!("/registry/secrets/{ns}/{}", secret.name))
-                .ok_or_else(invalidated)?;
+            let live = Meta::of(cache, &keys::secret(ns, &secret.name)).ok_or_else(invalidated)?;
             if live.uid != secret.uid {
                 return Err(format!(
                     "secret UID ({}) does not match service account secret ref claim ({})",
@@ -70,8 +70,7 @@ impl CacheRbac {
             }
         }
         if let Some(pod) = &token.pod {
-            let live = Meta::of(cache, &format!("/registry/pods/{ns}/{}", pod.name))
-                .ok_or_else(invalidated)?;
+            let live = Meta::of(cache, &keys::pod(ns, &pod.name)).ok_or_else(invalidated)?;
             if live.uid != pod.uid {
                 return Err(format!(
                     "pod UID ({}) does not match service account pod ref claim ({})",
@@ -84,8 +83,7 @@ impl CacheRbac {
         } else if let Some(node) = &token.node {
             // A pod-bound token names its node for information only; a token
             // bound to the node alone lives as long as the node.
-            let live = Meta::of(cache, &format!("/registry/nodes/{}", node.name))
-                .ok_or_else(invalidated)?;
+            let live = Meta::of(cache, &keys::node(&node.name)).ok_or_else(invalidated)?;
             if live.uid != node.uid {
                 return Err(format!(
                     "node UID ({}) does not match service account node ref claim ({})",
@@ -150,7 +148,7 @@ impl RbacSource for CacheRbac {
             return (0, Vec::new());
         };
         let rev = cache.resource_revision(storage_resource);
-        let (_, items) = cache.objects(&format!("/registry/{storage_resource}/"));
+        let (_, items) = cache.objects(&keys::storage_prefix(storage_resource));
         (rev, items.iter().map(|e| e.json.clone()).collect())
     }
 }
@@ -159,10 +157,7 @@ impl RbacSource for CacheRbac {
 /// asking node's pods only.
 impl NodeGraph for CacheRbac {
     fn pod_node(&self, namespace: &str, name: &str) -> Option<String> {
-        let entry = self
-            .cache
-            .get()?
-            .get(&format!("/registry/pods/{namespace}/{name}"))?;
+        let entry = self.cache.get()?.get(&keys::pod(namespace, name))?;
         entry
             .field("spec.nodeName")
             .filter(|n| !n.is_empty())
@@ -176,7 +171,7 @@ impl NodeGraph for CacheRbac {
         let pods = cache.pods_on_node(node);
         match vertex {
             Vertex::PersistentVolume => {
-                let Some(pv) = object(cache, &format!("/registry/persistentvolumes/{name}")) else {
+                let Some(pv) = object(cache, &keys::persistent_volume(name)) else {
                     return false;
                 };
                 graph::pv_claim(&pv).is_some_and(|(claim_ns, claim)| {
@@ -202,7 +197,7 @@ fn object(cache: &Cache, key: &str) -> Option<Value> {
 /// cache holds objects as this server serialized them, so a name is spelled
 /// one way; another spelling would only make the answer no.)
 fn pods_reference(pods: &[Arc<Entry>], namespace: &str, vertex: Vertex, name: &str) -> bool {
-    let prefix = format!("/registry/pods/{namespace}/");
+    let prefix = keys::in_namespace("v1", "Pod", namespace);
     let needle = matches!(
         vertex,
         Vertex::Secret | Vertex::ConfigMap | Vertex::ResourceClaim
@@ -238,16 +233,11 @@ fn volumes_reference_secret(
             false
         });
         for claim in claims {
-            let volume = object(
-                cache,
-                &format!("/registry/persistentvolumeclaims/{pod_ns}/{claim}"),
-            )
-            .and_then(|pvc| {
-                pvc.pointer("/spec/volumeName")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
-            .and_then(|pv| object(cache, &format!("/registry/persistentvolumes/{pv}")));
+            let volume = object(cache, &keys::persistent_volume_claim(pod_ns, &claim))
+                .and_then(|pvc| {
+                    apimachinery::json::str_ptr_opt(&pvc, "/spec/volumeName").map(str::to_string)
+                })
+                .and_then(|pv| object(cache, &keys::persistent_volume(&pv)));
             if let Some(pv) = volume
                 && graph::pv_claim(&pv) == Some((pod_ns, claim.as_str()))
                 && graph::pv_references_secret(&pv, namespace, name)

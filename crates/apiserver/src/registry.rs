@@ -21,7 +21,7 @@ pub struct Custom {
 pub struct Table {
     pub resources: Vec<Resource>,
     custom: HashMap<(String, String, String), Arc<Custom>>,
-    pub openapi: Arc<OpenApiV3>,
+    pub(crate) openapi: Arc<OpenApiV3>,
 }
 
 impl Table {
@@ -48,7 +48,7 @@ impl Table {
     }
 
     /// OpenAPI documents: the built-in ones unless custom resources exist.
-    pub fn openapi(&self) -> &OpenApiV3 {
+    pub(crate) fn openapi(&self) -> &OpenApiV3 {
         if self.custom.is_empty() {
             OpenApiV3::builtin()
         } else {
@@ -153,18 +153,16 @@ async fn refresh(store: &dyn store::Store, cache: &crate::cache::Cache, registry
 }
 
 fn is_established(crd: &Value) -> bool {
-    crd.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Established")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
-            })
+    apimachinery::json::array_ptr(crd, "/status/conditions")
+        .iter()
+        .any(|c| {
+            apimachinery::json::str_at(c, "type") == "Established"
+                && apimachinery::json::str_at(c, "status") == "True"
         })
 }
 
 async fn establish(store: &dyn store::Store, crd: &Value) {
-    let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
+    let Some(name) = apimachinery::json::str_ptr_opt(crd, "/metadata/name") else {
         return;
     };
     let key = crate::keys::of(
@@ -185,7 +183,7 @@ async fn establish(store: &dyn store::Store, crd: &Value) {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .filter(|v| apimachinery::json::bool_at(*v, "storage"))
         .filter_map(|v| v.get("name").cloned())
         .collect();
     let names = stored

@@ -22,9 +22,6 @@ use crate::pki::{Pki, ServerSans};
 use crate::rest::{Api, MAX_BODY_BYTES, Query, request};
 use crate::tls::PeerCertificate;
 
-/// The version `/version` reports; kubectl compares it with its own.
-pub use crate::nonresource::KUBE_VERSION;
-
 /// What `flotilla server` was asked to run.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {

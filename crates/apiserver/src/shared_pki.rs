@@ -15,7 +15,7 @@ use store::{Store, StoreError};
 
 use crate::pki::{CA_CERT, CA_KEY, SERVICE_ACCOUNT_KEY};
 
-const KEY: &str = "/bootstrap/pki";
+const KEY: &str = crate::keys::SHARED_PKI;
 const SHARED_FILES: [&str; 3] = [CA_CERT, CA_KEY, SERVICE_ACCOUNT_KEY];
 const PBKDF2_ROUNDS: u32 = 100_000;
 
@@ -102,9 +102,7 @@ pub async fn fetch(store: &dyn Store, token: &str, tls_dir: &Path) -> Result<boo
         serde_json::from_slice(&plain).map_err(|e| SharedPkiError::Malformed(e.to_string()))?;
     std::fs::create_dir_all(tls_dir).map_err(io(tls_dir))?;
     for name in SHARED_FILES {
-        let text = files
-            .get(name)
-            .and_then(Value::as_str)
+        let text = apimachinery::json::str_opt(&files, name)
             .ok_or_else(|| SharedPkiError::Malformed(format!("{name} missing")))?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text)

@@ -176,3 +176,14 @@ fn object_maps_read_like_object_values() {
     let by_ref: Vec<&Value> = vec![&v];
     assert!(by_ref.iter().all(|x| str_at(x, "s") == "text"));
 }
+
+#[test]
+fn nonempty_strings_only() {
+    let v = sample();
+    assert_eq!(nonempty_ptr(&v, "/s"), Some("text"));
+    assert_eq!(nonempty_ptr(&v, "/deep/a/0/b"), Some("c"));
+    assert_eq!(nonempty_ptr(&v, "/empty"), None);
+    assert_eq!(nonempty_ptr(&v, "/missing"), None);
+    assert_eq!(nonempty_ptr(&v, "/n"), None);
+    assert_eq!(nonempty_ptr(&v, "/nul"), None);
+}

@@ -12,6 +12,7 @@
 //! most a few hundred), so no answer costs more as the cluster grows. The
 //! functions here say what one pod or volume references; they do no I/O.
 
+use apimachinery::json::{self, nonempty_ptr};
 use serde_json::Value;
 
 /// The kinds of object a path from a node can reach.
@@ -62,14 +63,9 @@ const MIRROR_POD_ANNOTATION: &str = "kubernetes.io/config.mirror";
 /// writes `default` into pods that name none, which Flotilla leaves unwritten;
 /// the effective account is the same.
 pub fn pod_service_account(pod: &Value) -> &str {
-    let spec = pod.get("spec");
-    ["serviceAccountName", "serviceAccount"]
+    ["/spec/serviceAccountName", "/spec/serviceAccount"]
         .iter()
-        .find_map(|key| {
-            spec.and_then(|s| s.get(*key))
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-        })
+        .find_map(|pointer| json::nonempty_ptr(pod, pointer))
         .unwrap_or("default")
 }
 
@@ -98,32 +94,33 @@ pub fn visit_pod_references(pod: &Value, visit: &mut dyn FnMut(Vertex, &str) -> 
         return true;
     }
     for secret in items(spec, "imagePullSecrets") {
-        if visit(Vertex::Secret, str_at(secret, "/name")) {
+        if visit(Vertex::Secret, nonempty_ptr(secret, "/name")) {
             return true;
         }
     }
     for list in ["initContainers", "containers", "ephemeralContainers"] {
         for container in items(spec, list) {
             for from in items(container, "envFrom") {
-                if visit(Vertex::Secret, str_at(from, "/secretRef/name"))
-                    || visit(Vertex::ConfigMap, str_at(from, "/configMapRef/name"))
+                if visit(Vertex::Secret, nonempty_ptr(from, "/secretRef/name"))
+                    || visit(Vertex::ConfigMap, nonempty_ptr(from, "/configMapRef/name"))
                 {
                     return true;
                 }
             }
             for env in items(container, "env") {
-                if visit(Vertex::Secret, str_at(env, "/valueFrom/secretKeyRef/name"))
-                    || visit(
-                        Vertex::ConfigMap,
-                        str_at(env, "/valueFrom/configMapKeyRef/name"),
-                    )
-                {
+                if visit(
+                    Vertex::Secret,
+                    nonempty_ptr(env, "/valueFrom/secretKeyRef/name"),
+                ) || visit(
+                    Vertex::ConfigMap,
+                    nonempty_ptr(env, "/valueFrom/configMapKeyRef/name"),
+                ) {
                     return true;
                 }
             }
         }
     }
-    let pod_name = str_at(pod, "/metadata/name").unwrap_or("");
+    let pod_name = nonempty_ptr(pod, "/metadata/name").unwrap_or("");
     for volume in items(spec, "volumes") {
         if visit_volume(pod_name, volume, &mut visit) {
             return true;
@@ -136,12 +133,12 @@ pub fn visit_pod_references(pod: &Value, visit: &mut dyn FnMut(Vertex, &str) -> 
         .unwrap_or_default();
     for claim in items(spec, "resourceClaims") {
         // A claim made from a template is named in the pod's status once created.
-        let name = str_at(claim, "/resourceClaimName").or_else(|| {
-            let own = str_at(claim, "/name")?;
+        let name = nonempty_ptr(claim, "/resourceClaimName").or_else(|| {
+            let own = nonempty_ptr(claim, "/name")?;
             claim_statuses
                 .iter()
-                .find(|s| str_at(s, "/name") == Some(own))
-                .and_then(|s| str_at(s, "/resourceClaimName"))
+                .find(|s| nonempty_ptr(s, "/name") == Some(own))
+                .and_then(|s| nonempty_ptr(s, "/resourceClaimName"))
         });
         if visit(Vertex::ResourceClaim, name) {
             return true;
@@ -149,7 +146,7 @@ pub fn visit_pod_references(pod: &Value, visit: &mut dyn FnMut(Vertex, &str) -> 
     }
     visit(
         Vertex::ResourceClaim,
-        str_at(pod, "/status/extendedResourceClaimStatus/resourceClaimName"),
+        nonempty_ptr(pod, "/status/extendedResourceClaimStatus/resourceClaimName"),
     )
 }
 
@@ -171,11 +168,11 @@ fn visit_volume(
         "/csi/nodePublishSecretRef/name",
     ];
     for pointer in secret_refs {
-        if visit(Vertex::Secret, str_at(volume, pointer)) {
+        if visit(Vertex::Secret, nonempty_ptr(volume, pointer)) {
             return true;
         }
     }
-    if visit(Vertex::ConfigMap, str_at(volume, "/configMap/name")) {
+    if visit(Vertex::ConfigMap, nonempty_ptr(volume, "/configMap/name")) {
         return true;
     }
     let sources = volume
@@ -184,21 +181,21 @@ fn visit_volume(
         .map(Vec::as_slice)
         .unwrap_or_default();
     for source in sources {
-        if visit(Vertex::Secret, str_at(source, "/secret/name"))
-            || visit(Vertex::ConfigMap, str_at(source, "/configMap/name"))
+        if visit(Vertex::Secret, nonempty_ptr(source, "/secret/name"))
+            || visit(Vertex::ConfigMap, nonempty_ptr(source, "/configMap/name"))
         {
             return true;
         }
     }
     if visit(
         Vertex::PersistentVolumeClaim,
-        str_at(volume, "/persistentVolumeClaim/claimName"),
+        nonempty_ptr(volume, "/persistentVolumeClaim/claimName"),
     ) {
         return true;
     }
     // An ephemeral volume's claim is named after the pod and the volume.
     if volume.get("ephemeral").is_some_and(|e| !e.is_null())
-        && let Some(volume_name) = str_at(volume, "/name")
+        && let Some(volume_name) = nonempty_ptr(volume, "/name")
     {
         let claim = format!("{pod_name}-{volume_name}");
         return visit(Vertex::PersistentVolumeClaim, Some(&claim));
@@ -214,8 +211,8 @@ pub fn pod_references(pod: &Value, vertex: Vertex, name: &str) -> bool {
 /// The claim a PersistentVolume is bound to (`spec.claimRef`).
 pub fn pv_claim(pv: &Value) -> Option<(&str, &str)> {
     Some((
-        str_at(pv, "/spec/claimRef/namespace")?,
-        str_at(pv, "/spec/claimRef/name")?,
+        nonempty_ptr(pv, "/spec/claimRef/namespace")?,
+        nonempty_ptr(pv, "/spec/claimRef/name")?,
     ))
 }
 
@@ -226,63 +223,57 @@ pub fn pv_references_secret(pv: &Value, namespace: &str, name: &str) -> bool {
     let Some(spec) = pv.get("spec") else {
         return false;
     };
-    let claim_ns = str_at(pv, "/spec/claimRef/namespace").unwrap_or("");
+    let claim_ns = nonempty_ptr(pv, "/spec/claimRef/namespace").unwrap_or("");
     let refs: [(&str, Option<&str>); 11] = [
         (
             "/azureFile/secretName",
-            str_at(spec, "/azureFile/secretNamespace"),
+            nonempty_ptr(spec, "/azureFile/secretNamespace"),
         ),
         (
             "/cephfs/secretRef/name",
-            str_at(spec, "/cephfs/secretRef/namespace"),
+            nonempty_ptr(spec, "/cephfs/secretRef/namespace"),
         ),
         (
             "/flexVolume/secretRef/name",
-            str_at(spec, "/flexVolume/secretRef/namespace"),
+            nonempty_ptr(spec, "/flexVolume/secretRef/namespace"),
         ),
         (
             "/rbd/secretRef/name",
-            str_at(spec, "/rbd/secretRef/namespace"),
+            nonempty_ptr(spec, "/rbd/secretRef/namespace"),
         ),
         (
             "/scaleIO/secretRef/name",
-            str_at(spec, "/scaleIO/secretRef/namespace"),
+            nonempty_ptr(spec, "/scaleIO/secretRef/namespace"),
         ),
         (
             "/iscsi/secretRef/name",
-            str_at(spec, "/iscsi/secretRef/namespace"),
+            nonempty_ptr(spec, "/iscsi/secretRef/namespace"),
         ),
         (
             "/cinder/secretRef/name",
-            str_at(spec, "/cinder/secretRef/namespace"),
+            nonempty_ptr(spec, "/cinder/secretRef/namespace"),
         ),
         (
             "/storageos/secretRef/name",
-            str_at(spec, "/storageos/secretRef/namespace"),
+            nonempty_ptr(spec, "/storageos/secretRef/namespace"),
         ),
         (
             "/csi/nodePublishSecretRef/name",
-            str_at(spec, "/csi/nodePublishSecretRef/namespace"),
+            nonempty_ptr(spec, "/csi/nodePublishSecretRef/namespace"),
         ),
         (
             "/csi/nodeStageSecretRef/name",
-            str_at(spec, "/csi/nodeStageSecretRef/namespace"),
+            nonempty_ptr(spec, "/csi/nodeStageSecretRef/namespace"),
         ),
         (
             "/csi/nodeExpandSecretRef/name",
-            str_at(spec, "/csi/nodeExpandSecretRef/namespace"),
+            nonempty_ptr(spec, "/csi/nodeExpandSecretRef/namespace"),
         ),
     ];
     refs.iter().any(|(pointer, ns)| {
         let ns = ns.filter(|n| !n.is_empty()).unwrap_or(claim_ns);
-        str_at(spec, pointer) == Some(name) && ns == namespace
+        nonempty_ptr(spec, pointer) == Some(name) && ns == namespace
     })
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {

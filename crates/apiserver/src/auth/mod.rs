@@ -2,20 +2,19 @@
 //! Kubernetes' user model: client certificates, service-account tokens, the
 //! node join token, RBAC and the node authorizer with its view of pods.
 
-pub mod authn;
-pub mod bootstrap;
-pub mod graph;
+pub(crate) mod authn;
+pub(crate) mod bootstrap;
+pub(crate) mod graph;
 mod node;
-pub mod rbac;
-pub mod token;
+pub(crate) mod rbac;
+pub(crate) mod token;
 
 use std::collections::BTreeMap;
 
 pub use authn::{Authenticator, ServiceAccountCheck};
-pub use graph::{NodeGraph, Vertex};
-pub use node::{NODE_LEASE_NAMESPACE, node_identity};
+pub(crate) use node::{NODE_LEASE_NAMESPACE, node_identity};
 pub use rbac::{Attributes, Authorizer, Decision, RbacSource, forbidden_message};
-pub use token::{BoundObject, BoundRef, ServiceAccountRef, TokenBinding, VerifiedToken};
+pub(crate) use token::{BoundObject, ServiceAccountRef, TokenBinding, VerifiedToken};
 
 /// An authenticated caller, as Kubernetes' `user.Info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

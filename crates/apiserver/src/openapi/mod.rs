@@ -27,11 +27,11 @@ use serde_json::{Map, Value, json};
 
 use paths::Gvk;
 
-pub use schemas::crd_schema;
+pub(crate) use schemas::crd_schema;
 
 /// A serialized document and the hash clients use to cache it.
 #[derive(Debug)]
-pub struct Document {
+pub(crate) struct Document {
     bytes: Bytes,
     hash: String,
 }
@@ -44,6 +44,7 @@ impl Document {
         Document { bytes, hash }
     }
 
+    #[cfg(test)]
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
     }
@@ -51,13 +52,9 @@ impl Document {
     /// The `?hash=` of the document's URL in the v3 root, which clients treat as
     /// "immutable content": serve it with `Cache-Control: public, immutable` when the request
     /// carries the same hash.
+    #[cfg(test)]
     pub fn hash(&self) -> &str {
         &self.hash
-    }
-
-    /// A strong `ETag` header value.
-    pub fn etag(&self) -> String {
-        format!("\"{}\"", self.hash)
     }
 }
 
@@ -74,7 +71,7 @@ fn content_hash(bytes: &[u8]) -> String {
 
 /// A custom resource's schema, from one served version of its CRD.
 #[derive(Clone, Debug)]
-pub struct CustomResourceSchema {
+pub(crate) struct CustomResourceSchema {
     pub resource: Resource,
     /// `spec.versions[].schema.openAPIV3Schema` of the CRD.
     pub schema: Value,
@@ -82,7 +79,7 @@ pub struct CustomResourceSchema {
 
 /// The v3 documents by root key (`api/v1`, `apis/apps/v1`).
 #[derive(Debug, Default)]
-pub struct OpenApiV3 {
+pub(crate) struct OpenApiV3 {
     docs: BTreeMap<String, Arc<Document>>,
 }
 
@@ -155,7 +152,7 @@ impl OpenApiV3 {
 }
 
 /// `api/v1` for the core group, `apis/{group}/{version}` otherwise.
-pub fn root_key(group: &str, version: &str) -> String {
+pub(crate) fn root_key(group: &str, version: &str) -> String {
     if group.is_empty() {
         format!("api/{version}")
     } else {
@@ -164,12 +161,13 @@ pub fn root_key(group: &str, version: &str) -> String {
 }
 
 /// The content type OpenAPI documents are served with.
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 /// What client-go asks `/openapi/v2` for; it decodes any answer to it as protobuf.
-pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+pub(crate) const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 /// The content type the protobuf v2 document is served with: Go's MIME parser rejects the
 /// `@` of the requested type, so kube-apiserver answers with this spelling.
-pub const V2_PROTOBUF_RESPONSE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+pub(crate) const V2_PROTOBUF_RESPONSE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 
 /// Answers a GET below `/openapi/` for the built-in documents: `(content type, body)`, or
 /// `None` for 404. `path` may carry a query string; the `hash` is not checked because the
@@ -179,7 +177,7 @@ pub fn serve(path: &str, accept: &str, resources: &[Resource]) -> Option<(&'stat
 }
 
 /// [`serve`] with documents that may include custom resources.
-pub fn serve_with(
+pub(crate) fn serve_with(
     spec: &OpenApiV3,
     path: &str,
     accept: &str,

@@ -5,16 +5,17 @@
 //! Only the parts of the messages a Kubernetes document uses are written; vendor extensions
 //! travel as gnostic does, as YAML text (JSON is valid YAML).
 
+use apimachinery::json::str_at;
 use serde_json::{Map, Value};
 
 /// Encodes the v2 JSON document (`swagger: "2.0"`) as an `openapi.v2.Document`.
 pub(crate) fn encode_document(doc: &Value) -> Vec<u8> {
     let mut m = Msg::default();
-    m.string(1, str_of(doc, "swagger"));
+    m.string(1, str_at(doc, "swagger"));
     if let Some(info) = doc.get("info") {
         let mut i = Msg::default();
-        i.string(1, str_of(info, "title"));
-        i.string(2, str_of(info, "version"));
+        i.string(1, str_at(info, "title"));
+        i.string(2, str_at(info, "version"));
         m.message(2, &i);
     }
     if let Some(Value::Object(paths)) = doc.get("paths") {
@@ -52,7 +53,7 @@ pub(crate) fn encode_document(doc: &Value) -> Vec<u8> {
         for (name, def) in defs {
             let mut api_key = Msg::default();
             for (field, key) in [(1, "type"), (2, "name"), (3, "in"), (4, "description")] {
-                api_key.string(field, str_of(def, key));
+                api_key.string(field, str_at(def, key));
             }
             let mut item = Msg::default();
             item.message(2, &api_key);
@@ -121,10 +122,6 @@ impl Msg {
     }
 }
 
-fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
 /// gnostic's `Named*` pair: name 1, value 2.
 fn named(name: &str, value: &Msg) -> Msg {
     let mut m = Msg::default();
@@ -149,10 +146,10 @@ fn vendor_extensions(m: &mut Msg, field: u32, object: &Map<String, Value>) {
 fn schema_msg(s: &Value) -> Msg {
     let mut m = Msg::default();
     let Value::Object(o) = s else { return m };
-    m.string(1, str_of(s, "$ref"));
-    m.string(2, str_of(s, "format"));
-    m.string(3, str_of(s, "title"));
-    m.string(4, str_of(s, "description"));
+    m.string(1, str_at(s, "$ref"));
+    m.string(2, str_at(s, "format"));
+    m.string(3, str_at(s, "title"));
+    m.string(4, str_at(s, "description"));
     if let Some(d) = o.get("default") {
         m.message(5, &any(d));
     }
@@ -187,7 +184,7 @@ fn schema_msg(s: &Value) -> Msg {
             o.get(key).and_then(Value::as_i64).unwrap_or_default(),
         );
     }
-    m.string(13, str_of(s, "pattern"));
+    m.string(13, str_at(s, "pattern"));
     m.boolean(
         16,
         o.get("uniqueItems")
@@ -304,8 +301,8 @@ fn operation(op: &Value) -> Msg {
         }
     };
     strings(&mut m, 1, "tags");
-    m.string(3, str_of(op, "description"));
-    m.string(5, str_of(op, "operationId"));
+    m.string(3, str_at(op, "description"));
+    m.string(5, str_at(op, "operationId"));
     strings(&mut m, 6, "produces");
     strings(&mut m, 7, "consumes");
     for p in op
@@ -320,7 +317,7 @@ fn operation(op: &Value) -> Msg {
         let mut r = Msg::default();
         for (code, response) in responses {
             let mut resp = Msg::default();
-            resp.string(1, str_of(response, "description"));
+            resp.string(1, str_at(response, "description"));
             if let Some(schema) = response.get("schema") {
                 let mut item = Msg::default();
                 item.message(1, &schema_msg(schema));
@@ -350,11 +347,11 @@ fn parameter(p: &Value) -> Msg {
         .get("uniqueItems")
         .and_then(Value::as_bool)
         .unwrap_or_default();
-    match str_of(p, "in") {
+    match str_at(p, "in") {
         "body" => {
             let mut b = Msg::default();
-            b.string(1, str_of(p, "description"));
-            b.string(2, str_of(p, "name"));
+            b.string(1, str_at(p, "description"));
+            b.string(2, str_at(p, "name"));
             b.string(3, "body");
             b.boolean(4, required);
             if let Some(schema) = p.get("schema") {
@@ -373,9 +370,9 @@ fn parameter(p: &Value) -> Msg {
             let mut s = Msg::default();
             s.boolean(1, required);
             s.string(2, location);
-            s.string(3, str_of(p, "description"));
-            s.string(4, str_of(p, "name"));
-            s.string(type_field, str_of(p, "type"));
+            s.string(3, str_at(p, "description"));
+            s.string(4, str_at(p, "name"));
+            s.string(type_field, str_at(p, "type"));
             s.boolean(unique_field, unique);
             let mut non_body = Msg::default();
             non_body.message(variant, &s);

@@ -24,11 +24,12 @@ mod tests;
 
 use serde_json::{Map, Value};
 
-pub use decode::MAX_DEPTH;
-pub use wire::WireError;
+#[cfg(test)]
+use decode::MAX_DEPTH;
+pub(crate) use wire::WireError;
 
 /// The prefix of every Kubernetes protobuf body and of embedded protobuf objects.
-pub const MAGIC: [u8; 4] = *b"k8s\0";
+pub(crate) const MAGIC: [u8; 4] = *b"k8s\0";
 
 /// The content type of Kubernetes protobuf bodies.
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";

@@ -2,17 +2,17 @@
 //! routing by the resource table, per-kind behaviour in [`strategy`].
 
 mod api;
-pub mod custom;
-pub mod node_restriction;
-pub mod options;
-pub mod patch;
-pub mod read;
+pub(crate) mod custom;
+pub(crate) mod node_restriction;
+pub(crate) mod options;
+pub(crate) mod patch;
+pub(crate) mod read;
 pub mod request;
-pub mod reviews;
-pub mod strategy;
-pub mod tables;
-pub mod watch;
-pub mod write;
+pub(crate) mod reviews;
+pub(crate) mod strategy;
+pub(crate) mod tables;
+pub(crate) mod watch;
+pub(crate) mod write;
 
 use std::collections::HashMap;
 

@@ -9,6 +9,7 @@
 //! (`auth::node`) has already let the request through on its name; deletes and
 //! evictions, which do not pass here, it checks itself.
 
+use apimachinery::json::nonempty_ptr;
 use apimachinery::resources::Resource;
 use serde_json::Value;
 
@@ -93,13 +94,7 @@ fn forbidden(resource: &Resource, name: Option<&str>, why: &str) -> ApiError {
 }
 
 fn name_of(obj: &Value) -> Option<&str> {
-    str_at(obj, "/metadata/name")
-}
-
-fn str_at<'a>(obj: &'a Value, pointer: &str) -> Option<&'a str> {
-    obj.pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    nonempty_ptr(obj, "/metadata/name")
 }
 
 /// A value where absent, null, `[]` and `{}` are all "nothing", as
@@ -133,7 +128,7 @@ fn pod(node: &str, subresource: &str, op: Op, obj: &Value, old: Option<&Value>) 
         )),
         ("status", Op::Update) => {
             let old = old.unwrap_or(&Value::Null);
-            if str_at(old, "/spec/nodeName") != Some(node) {
+            if nonempty_ptr(old, "/spec/nodeName") != Some(node) {
                 return Some(format!(
                     "node {node:?} can only update pod status for pods with spec.nodeName set to itself"
                 ));
@@ -292,8 +287,8 @@ fn claim(
 }
 
 fn lease(node: &str, obj: &Value, old: Option<&Value>) -> Option<String> {
-    let namespace = str_at(obj, "/metadata/namespace")
-        .or_else(|| old.and_then(|o| str_at(o, "/metadata/namespace")))
+    let namespace = nonempty_ptr(obj, "/metadata/namespace")
+        .or_else(|| old.and_then(|o| nonempty_ptr(o, "/metadata/namespace")))
         .unwrap_or("");
     if namespace != NODE_LEASE_NAMESPACE {
         return Some(format!(
@@ -338,13 +333,13 @@ pub fn admit_token_request(
     let Some(pod) = find_pod(&r.name) else {
         return Err(ApiError::not_found("", "pods", &r.name));
     };
-    if str_at(&pod, "/metadata/uid") != Some(r.uid.as_str()) {
+    if nonempty_ptr(&pod, "/metadata/uid") != Some(r.uid.as_str()) {
         return forbid(&format!(
             "the UID in the bound object reference ({}) does not match the UID in record. The object might have been deleted and then recreated",
             r.uid
         ));
     }
-    if str_at(&pod, "/spec/nodeName") != Some(node) {
+    if nonempty_ptr(&pod, "/spec/nodeName") != Some(node) {
         return forbid("node requested token bound to a pod scheduled on a different node");
     }
     Ok(())

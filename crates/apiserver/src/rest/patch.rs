@@ -77,21 +77,14 @@ pub fn server_side_apply(call: &Call<'_>, live: Option<&Value>) -> ApiResult<Val
     let config = decode_body(&call.body, "application/yaml")?;
     // The applied configuration names its object; it must be the one on the URL,
     // or a user allowed to patch one object could create or change another.
-    let named = |field: &str| {
-        config
-            .get("metadata")
-            .and_then(|m| m.get(field))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    };
-    let name = named("name");
+    let name = apimachinery::json::meta::name(&config);
     if !name.is_empty() && name != call.info.name {
         return Err(ApiError::BadRequest(format!(
             "the name of the object ({name}) does not match the name on the URL ({})",
             call.info.name
         )));
     }
-    let ns = named("namespace");
+    let ns = apimachinery::json::meta::namespace(&config);
     if let Some(url_ns) = call.namespace()
         && !ns.is_empty()
         && ns != url_ns

@@ -1,6 +1,7 @@
 //! The create-only virtual resources: access reviews, token reviews, who-am-I, and
 //! the ServiceAccount token subresource. Nothing here is stored.
 
+use apimachinery::json::{self, str_ptr};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -8,10 +9,6 @@ use serde_json::{Value, json};
 use super::{Api, Call, decode_body, json_value};
 use crate::auth::{Attributes, Decision, UserInfo};
 use crate::error::{ApiError, ApiResult};
-
-fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
-    v.pointer(p).and_then(Value::as_str).unwrap_or("")
-}
 
 /// The strings of an array at `pointer`; anything else counts as empty.
 fn strings_at(v: &Value, pointer: &str) -> Vec<String> {
@@ -43,14 +40,14 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         "selfsubjectaccessreviews" => access_review(api, call.user, &mut review, None),
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let subject = UserInfo {
-                name: str_at(&review, "/spec/user").to_string(),
-                uid: str_at(&review, "/spec/uid").to_string(),
+                name: str_ptr(&review, "/spec/user").to_string(),
+                uid: str_ptr(&review, "/spec/uid").to_string(),
                 groups: strings_at(&review, "/spec/groups"),
                 extra: Default::default(),
             };
             let ns = call.namespace().map(str::to_string);
             if let Some(ns) = &ns {
-                let given = str_at(&review, "/spec/resourceAttributes/namespace");
+                let given = str_ptr(&review, "/spec/resourceAttributes/namespace");
                 if !given.is_empty() && given != ns {
                     return Err(ApiError::BadRequest(format!(
                         "spec.resourceAttributes.namespace must match the request namespace {ns:?}"
@@ -60,7 +57,7 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             access_review(api, &subject, &mut review, ns.as_deref())
         }
         "selfsubjectrulesreviews" => {
-            let ns = str_at(&review, "/spec/namespace").to_string();
+            let ns = str_ptr(&review, "/spec/namespace").to_string();
             let (mut resource_rules, mut non_resource_rules) = (Vec::new(), Vec::new());
             for rule in api.authz.rules_for(call.user, &ns) {
                 match &rule.non_resource_urls {
@@ -90,7 +87,7 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             json_value(StatusCode::CREATED, &review)
         }
         "tokenreviews" => {
-            let token = str_at(&review, "/spec/token").to_string();
+            let token = str_ptr(&review, "/spec/token").to_string();
             let audiences = strings_at(&review, "/spec/audiences");
             review["status"] = match api.authn.review_token(&token, &audiences) {
                 Ok((user, auds)) => {
@@ -120,15 +117,15 @@ fn access_review(
     let decision = if let Some(ra) = spec.get("resourceAttributes") {
         let namespace = ns
             .map(str::to_string)
-            .unwrap_or_else(|| str_at(ra, "/namespace").to_string());
+            .unwrap_or_else(|| str_ptr(ra, "/namespace").to_string());
         let attrs = Attributes {
             user,
-            verb: str_at(ra, "/verb"),
-            api_group: str_at(ra, "/group"),
-            resource: str_at(ra, "/resource"),
-            subresource: str_at(ra, "/subresource"),
+            verb: str_ptr(ra, "/verb"),
+            api_group: str_ptr(ra, "/group"),
+            resource: str_ptr(ra, "/resource"),
+            subresource: str_ptr(ra, "/subresource"),
             namespace: &namespace,
-            name: str_at(ra, "/name"),
+            name: str_ptr(ra, "/name"),
             path: "",
             is_resource_request: true,
         };
@@ -136,20 +133,20 @@ fn access_review(
     } else if let Some(nra) = spec.get("nonResourceAttributes") {
         let attrs = Attributes {
             user,
-            verb: str_at(nra, "/verb"),
+            verb: str_ptr(nra, "/verb"),
             api_group: "",
             resource: "",
             subresource: "",
             namespace: "",
             name: "",
-            path: str_at(nra, "/path"),
+            path: str_ptr(nra, "/path"),
             is_resource_request: false,
         };
         api.authz.authorize(&attrs)
     } else {
         return Err(ApiError::invalid(
             "authorization.k8s.io",
-            review.get("kind").and_then(Value::as_str).unwrap_or("SubjectAccessReview"),
+            json::str_opt(&*review, "kind").unwrap_or("SubjectAccessReview"),
             "",
             vec![crate::error::Cause {
                 reason: "FieldValueRequired".into(),
@@ -334,7 +331,7 @@ fn token_request_invalid(name: &str, field: &str, value: String, why: &str) -> A
 
 /// The uid of an object read from the cache.
 fn uid_of(obj: &Value) -> String {
-    str_at(obj, "/metadata/uid").to_string()
+    str_ptr(obj, "/metadata/uid").to_string()
 }
 
 fn bound_object(o: &Option<(String, String)>) -> Option<crate::auth::BoundObject<'_>> {
@@ -381,7 +378,7 @@ fn resolve_binding(api: &Api, ns: &str, account: &str, r: &BoundObjectRef) -> Ap
                 )));
             }
             let uid = uid_of(&pod);
-            let node = str_at(&pod, "/spec/nodeName");
+            let node = str_ptr(&pod, "/spec/nodeName");
             if !node.is_empty() {
                 // A missing node still gives the token its name.
                 let node_uid = api

@@ -22,11 +22,7 @@ pub fn table_response(
     }
     let values: Vec<Value> = items.iter().map(|e| e.value()).collect::<ApiResult<_>>()?;
     let refs: Vec<&Value> = values.iter().collect();
-    let include = match call.q("includeObject") {
-        Some("None") => crate::table::IncludeObject::None,
-        Some("Object") => crate::table::IncludeObject::Object,
-        _ => crate::table::IncludeObject::Metadata,
-    };
+    let include = crate::table::IncludeObject::from_param(call.q("includeObject"));
     let list_meta = match list {
         Some((rev, cont)) => {
             let mut m = json!({"resourceVersion": rev.to_string()});

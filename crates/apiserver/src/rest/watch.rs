@@ -188,11 +188,7 @@ async fn send(
 ) -> Result<(), ()> {
     let line = if ctx.table {
         let Ok(v) = e.value() else { return Ok(()) };
-        let include = match ctx.include.as_deref() {
-            Some("None") => crate::table::IncludeObject::None,
-            Some("Object") => crate::table::IncludeObject::Object,
-            _ => crate::table::IncludeObject::Metadata,
-        };
+        let include = crate::table::IncludeObject::from_param(ctx.include.as_deref());
         let meta = json!({"resourceVersion": e.mod_revision.to_string()});
         let t = crate::table::to_table(
             &ctx.resource,

@@ -239,7 +239,7 @@ static STORAGE_CLASS: Printer = Printer {
             "storageclass.beta.kubernetes.io/is-default-class",
         ]
         .iter()
-        .any(|k| annotations.get(k).and_then(Value::as_str) == Some("true"));
+        .any(|k| apimachinery::json::str_opt(annotations, k) == Some("true"));
         let mut display = str_at(sc, "metadata.name").to_string();
         if is_default {
             display.push_str(" (default)");

@@ -57,9 +57,7 @@ static SERVICE: Printer = Printer {
         ),
     ],
     print: |svc, now| {
-        let cluster_ip = list_at(svc, "spec.clusterIPs")
-            .first()
-            .and_then(Value::as_str);
+        let cluster_ip = apimachinery::json::str_ptr_opt(svc, "/spec/clusterIPs/0");
         let cluster_ip = cluster_ip.unwrap_or_else(|| str_at(svc, "spec.clusterIP"));
         let ports: Vec<String> = list_at(svc, "spec.ports")
             .iter()

@@ -19,8 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use apimachinery::resources::Resource;
 use serde_json::{Map, Value, json};
 
-pub use custom::{PrinterColumn, columns_or_age, custom_resource_table};
-pub use format::human_duration;
+pub(crate) use custom::{columns_or_age, custom_resource_table};
 
 /// What each row carries besides its cells (`?includeObject=`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,19 +31,13 @@ pub enum IncludeObject {
     Object,
 }
 
-/// A request asked for an `includeObject` value Kubernetes does not know.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("includeObject must be one of None, Metadata or Object, not {0:?}")]
-pub struct InvalidIncludeObject(pub String);
-
 impl IncludeObject {
-    /// Parses the `includeObject` query parameter; absent means `Metadata`.
-    pub fn from_query(value: Option<&str>) -> Result<Self, InvalidIncludeObject> {
+    /// Reads the `includeObject` query parameter; absent or unknown means `Metadata`.
+    pub(crate) fn from_param(value: Option<&str>) -> Self {
         match value {
-            None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
-            Some("None") => Ok(IncludeObject::None),
-            Some("Object") => Ok(IncludeObject::Object),
-            Some(other) => Err(InvalidIncludeObject(other.to_string())),
+            Some("None") => IncludeObject::None,
+            Some("Object") => IncludeObject::Object,
+            _ => IncludeObject::Metadata,
         }
     }
 }

@@ -26,11 +26,11 @@ fn storage_class(obj: &Value) -> String {
     if !class.is_empty() {
         return class.into();
     }
-    at(obj, "metadata.annotations")
-        .get("volume.beta.kubernetes.io/storage-class")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    apimachinery::json::str_at(
+        at(obj, "metadata.annotations"),
+        "volume.beta.kubernetes.io/storage-class",
+    )
+    .to_string()
 }
 
 fn phase_or_terminating(obj: &Value) -> String {

@@ -55,7 +55,7 @@ async fn delete_custom_objects(api: &Api, crd: &Value) {
     if group.is_empty() || plural.is_empty() {
         return;
     }
-    let prefix = format!("/registry/{plural}.{group}/");
+    let prefix = crate::keys::custom_prefix(group, plural);
     let (_, entries) = api.cache.objects(&prefix);
     for e in entries {
         if let Err(err) = api.store.delete(&e.key, None).await

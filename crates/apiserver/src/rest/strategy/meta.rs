@@ -14,7 +14,7 @@ pub fn check_type(obj: &mut Value, r: &Resource) -> ApiResult<()> {
     let map = obj
         .as_object_mut()
         .ok_or_else(|| ApiError::BadRequest("the body must be an object".into()))?;
-    match map.get("kind").and_then(Value::as_str) {
+    match apimachinery::json::str_opt(&*map, "kind") {
         None | Some("") => {
             map.insert("kind".into(), Value::String(r.kind.to_string()));
         }
@@ -27,7 +27,7 @@ pub fn check_type(obj: &mut Value, r: &Resource) -> ApiResult<()> {
             )));
         }
     }
-    match map.get("apiVersion").and_then(Value::as_str) {
+    match apimachinery::json::str_opt(&*map, "apiVersion") {
         None | Some("") => {
             map.insert("apiVersion".into(), Value::String(want_av));
         }
@@ -63,7 +63,7 @@ pub fn prepare_meta_for_create(obj: &mut Value, call: &Call<'_>) -> ApiResult<()
                 r.plural
             )));
         };
-        match meta.get("namespace").and_then(Value::as_str) {
+        match apimachinery::json::str_opt(&*meta, "namespace") {
             Some(n) if !n.is_empty() && n != ns => {
                 return Err(ApiError::BadRequest(
                     "the namespace of the provided object does not match the namespace sent on the request".into(),
@@ -135,10 +135,7 @@ fn generate_name(prefix: &str) -> String {
 }
 
 pub fn bump_generation(obj: &mut Value) {
-    let g = obj
-        .pointer("/metadata/generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let g = apimachinery::json::meta::generation(obj).unwrap_or(0);
     obj["metadata"]["generation"] = json!(g + 1);
 }
 

@@ -356,10 +356,10 @@ pub fn set_condition(
     }
     match conds
         .iter_mut()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        .find(|c| apimachinery::json::str_opt(&**c, "type") == Some(kind))
     {
         Some(c) => {
-            if c.get("status").and_then(Value::as_str) == Some(status) {
+            if apimachinery::json::str_opt(&*c, "status") == Some(status) {
                 new["lastTransitionTime"] =
                     c.get("lastTransitionTime").cloned().unwrap_or(json!(now));
             }

@@ -49,24 +49,18 @@ impl Strategy for Pod {
     }
 
     fn deletion_grace(&self, obj: &Value, requested: Option<i64>) -> i64 {
-        let bound = obj
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
+        let bound = apimachinery::json::nonempty_ptr(obj, "/spec/nodeName").is_some();
         let phase = apimachinery::json::str_ptr(obj, "/status/phase");
         let terminal = phase == "Succeeded" || phase == "Failed";
-        let default = obj
-            .pointer("/spec/terminationGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(30);
+        let default =
+            apimachinery::json::i64_ptr(obj, "/spec/terminationGracePeriodSeconds").unwrap_or(30);
         let mut grace = if bound && !terminal {
             requested.unwrap_or(default).max(0)
         } else {
             0
         };
-        if let Some(existing) = obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
+        if let Some(existing) =
+            apimachinery::json::i64_ptr(obj, "/metadata/deletionGracePeriodSeconds")
         {
             grace = grace.min(existing);
         }
@@ -75,10 +69,7 @@ impl Strategy for Pod {
 
     /// A pod in its grace period stays until its node has stopped it.
     fn holds_deletion(&self, obj: &Value) -> bool {
-        obj.pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            > 0
+        apimachinery::json::i64_ptr(obj, "/metadata/deletionGracePeriodSeconds").unwrap_or(0) > 0
     }
 
     fn returns_deleted_object(&self) -> bool {
@@ -155,14 +146,9 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
     let pod_name = apimachinery::json::str_ptr(pod, "/metadata/name").to_string();
     let name = apimachinery::json::str_ptr(pod, "/spec/priorityClassName").to_string();
     let class = if name.is_empty() {
-        let (_, classes) = api.cache.objects(&crate::keys::prefix(
-            "scheduling.k8s.io/v1",
-            "PriorityClass",
-        ));
-        classes
-            .iter()
-            .filter_map(|e| e.value().ok())
-            .find(|c| c.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        api.cache
+            .default_priority_class()
+            .and_then(|e| e.value().ok())
     } else {
         match api.cache.get(&crate::keys::priority_class(&name)) {
             Some(e) => Some(e.value()?),
@@ -178,13 +164,11 @@ fn resolve_priority(api: &Api, pod: &mut Value, given: GivenPriority) -> ApiResu
     };
     let value = class
         .as_ref()
-        .and_then(|c| c.get("value"))
-        .and_then(Value::as_i64)
+        .and_then(|c| apimachinery::json::i64_at(c, "value"))
         .unwrap_or(0);
     let policy = class
         .as_ref()
-        .and_then(|c| c.get("preemptionPolicy"))
-        .and_then(Value::as_str)
+        .and_then(|c| apimachinery::json::str_opt(c, "preemptionPolicy"))
         .unwrap_or("PreemptLowerPriority")
         .to_string();
     // As Kubernetes' Priority admission: values a client writes itself must

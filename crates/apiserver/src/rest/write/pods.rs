@@ -125,23 +125,14 @@ async fn take_disruption(
         name,
     };
     let spent = guaranteed_update(api, &target, dry_run, |mut pdb, _| {
-        let observed = pdb
-            .pointer("/status/observedGeneration")
-            .and_then(Value::as_i64);
-        let generation = pdb.pointer("/metadata/generation").and_then(Value::as_i64);
-        let allowed = pdb
-            .pointer("/status/disruptionsAllowed")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let observed = apimachinery::json::i64_ptr(&pdb, "/status/observedGeneration");
+        let generation = apimachinery::json::meta::generation(&pdb);
+        let allowed = apimachinery::json::i64_ptr(&pdb, "/status/disruptionsAllowed").unwrap_or(0);
         if observed != generation || allowed <= 0 {
             return Err(ApiError::TooManyRequests(format!(
                 "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {name} needs {} healthy pods and has {} currently",
-                pdb.pointer("/status/desiredHealthy")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-                pdb.pointer("/status/currentHealthy")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
+                apimachinery::json::i64_ptr(&pdb, "/status/desiredHealthy").unwrap_or(0),
+                apimachinery::json::i64_ptr(&pdb, "/status/currentHealthy").unwrap_or(0),
             )));
         }
         let Some(status) = pdb.get_mut("status").and_then(Value::as_object_mut) else {

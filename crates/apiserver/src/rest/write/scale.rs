@@ -17,11 +17,7 @@ fn scale_of(call: &Call<'_>, obj: &Value, rev: Option<store::Revision>) -> Value
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let (spec_path, status_path, selector_path) = crate::rest::custom::scale_paths(call);
     let selector = match selector_path {
-        Some(p) => obj
-            .pointer(&p)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+        Some(p) => apimachinery::json::str_ptr(obj, &p).to_string(),
         None => obj
             .pointer("/spec/selector/matchLabels")
             .and_then(Value::as_object)
@@ -84,10 +80,7 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
                 name,
             ));
         }
-        let replicas = scale
-            .pointer("/spec/replicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let replicas = apimachinery::json::i64_ptr(&scale, "/spec/replicas").unwrap_or(0);
         if replicas < 0 {
             return Err(ApiError::invalid(
                 "autoscaling",
@@ -103,7 +96,7 @@ pub async fn update_scale(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
             ));
         }
         let (spec_path, _, _) = crate::rest::custom::scale_paths(call);
-        if obj.pointer(&spec_path).and_then(Value::as_i64) == Some(replicas) {
+        if apimachinery::json::i64_ptr(&obj, &spec_path) == Some(replicas) {
             return Ok(Change::Unchanged(obj));
         }
         set_at(&mut obj, &spec_path, json!(replicas));

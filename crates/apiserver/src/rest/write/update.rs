@@ -119,21 +119,15 @@ fn json_type(v: &Value) -> &'static str {
 /// An update or patch may not rename the object, move it to another namespace
 /// or change its uid, as Kubernetes checks.
 fn check_identity(call: &Call<'_>, cur: &Value, new: &Value) -> ApiResult<()> {
-    let meta = |v: &Value, field: &str| {
-        v.get("metadata")
-            .and_then(|m| m.get(field))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
-    let name = meta(new, "name");
+    use apimachinery::json::meta;
+    let name = meta::name(new);
     if name != call.info.name {
         return Err(ApiError::BadRequest(format!(
             "the name of the object ({name}) does not match the name on the URL ({})",
             call.info.name
         )));
     }
-    let ns = meta(new, "namespace");
+    let ns = meta::namespace(new);
     if let Some(url_ns) = call.namespace()
         && !ns.is_empty()
         && ns != url_ns
@@ -142,12 +136,12 @@ fn check_identity(call: &Call<'_>, cur: &Value, new: &Value) -> ApiResult<()> {
             "the namespace of the object ({ns}) does not match the namespace on the URL ({url_ns})"
         )));
     }
-    let (uid, old_uid) = (meta(new, "uid"), meta(cur, "uid"));
+    let (uid, old_uid) = (meta::uid(new), meta::uid(cur));
     if !uid.is_empty() && uid != old_uid {
         return Err(ApiError::invalid(
             &call.resource.group,
             &call.resource.kind,
-            &name,
+            name,
             vec![Cause {
                 reason: "FieldValueInvalid".into(),
                 message: format!("metadata.uid: Invalid value: {uid:?}: field is immutable"),
