@@ -146,8 +146,13 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     );
     let mut components = tokio::task::JoinSet::new();
     if !args.disable_scheduler {
-        let client =
-            component_client(&running, "scheduler.kubeconfig", "system:kube-scheduler", &[]).await?;
+        let client = component_client(
+            &running,
+            "scheduler.kubeconfig",
+            "system:kube-scheduler",
+            &[],
+        )
+        .await?;
         components.spawn(async move {
             scheduler::run(client, scheduler::SchedulerOptions::default())
                 .await
@@ -176,7 +181,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     if !args.disable_agent {
         let user = format!("system:node:{node_name}");
-        let client = component_client(&running, "node.kubeconfig", &user, &["system:nodes"]).await?;
+        let client =
+            component_client(&running, "node.kubeconfig", &user, &["system:nodes"]).await?;
         let mut opts = kubelet::KubeletOptions::new(
             node_name.clone(),
             args.node_ip.unwrap_or_else(default_node_ip),

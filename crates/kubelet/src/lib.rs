@@ -76,7 +76,12 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
         cgroups: Arc::new(HostCgroups::default()),
     };
     let cgroup_root = format!("flotilla/{}", opts.node_name);
-    let runtime = Arc::new(LocalRuntime::open(&runtime_root, &cgroup_root, images, host)?);
+    let runtime = Arc::new(LocalRuntime::open(
+        &runtime_root,
+        &cgroup_root,
+        images,
+        host,
+    )?);
     let _ = network_ready.send(true);
     tokio::select! {
         r = workers::run(client, opts, runtime, machine) => r,

@@ -24,7 +24,13 @@ pub struct Usage {
 fn meminfo(text: &str, key: &str) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kb| kb * 1024)
 }
 
@@ -32,10 +38,7 @@ fn disk(path: &Path) -> (u64, u64) {
     match nix::sys::statvfs::statvfs(path) {
         Ok(s) => {
             let frag = s.fragment_size() as u64;
-            (
-                s.blocks() as u64 * frag,
-                s.blocks_available() as u64 * frag,
-            )
+            (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
         }
         Err(_) => (0, 0),
     }
@@ -65,7 +68,12 @@ impl Usage {
         let pids_in_use = std::fs::read_dir("/proc")
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|e| {
+                        e.file_name()
+                            .to_string_lossy()
+                            .bytes()
+                            .all(|b| b.is_ascii_digit())
+                    })
                     .count() as u64
             })
             .unwrap_or(0);

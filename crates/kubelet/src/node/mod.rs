@@ -37,11 +37,17 @@ pub(crate) async fn register(
             let labels = node.metadata.labels.clone().unwrap_or_default();
             let patch = json!({"metadata": {"labels": labels}});
             nodes
-                .patch(&opts.node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &opts.node_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
                 .map_err(Error::api(format!("updating node {}", opts.node_name)))
         }
-        Err(e) => Err(Error::api(format!("registering node {}", opts.node_name))(e)),
+        Err(e) => Err(Error::api(format!("registering node {}", opts.node_name))(
+            e,
+        )),
     }
 }
 
@@ -82,7 +88,11 @@ pub(crate) async fn heartbeat(
         let ready = *network_ready.borrow();
         if let Some(patch) = reporter.next_patch(ready, &image_list) {
             match nodes
-                .patch_status(&opts.node_name, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(
+                    &opts.node_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
             {
                 Ok(_) => reporter.sent(),

@@ -219,10 +219,8 @@ impl Reporter {
     pub fn next_patch(&mut self, network_ready: bool, images: &[Image]) -> Option<Value> {
         let usage = Usage::read(&self.opts.root_dir);
         let conds = conditions(&usage, network_ready);
-        let mut imgs: Vec<(Vec<String>, u64)> = images
-            .iter()
-            .map(|i| (i.names.clone(), i.size))
-            .collect();
+        let mut imgs: Vec<(Vec<String>, u64)> =
+            images.iter().map(|i| (i.names.clone(), i.size)).collect();
         imgs.sort_by(|a, b| b.1.cmp(&a.1));
         imgs.truncate(MAX_IMAGES);
         let due = self
@@ -287,7 +285,10 @@ mod tests {
     #[test]
     fn pressure_follows_the_eviction_thresholds() {
         let ok = conditions(&usage(1 << 30, 500), true);
-        assert!(ok.iter().all(|c| (c.kind == "Ready") == (c.status == "True")));
+        assert!(
+            ok.iter()
+                .all(|c| (c.kind == "Ready") == (c.status == "True"))
+        );
         let low = conditions(&usage(50 << 20, 50), true);
         let status = |k| low.iter().find(|c| c.kind == k).unwrap().status;
         assert_eq!(status("MemoryPressure"), "True");
@@ -299,11 +300,7 @@ mod tests {
 
     #[test]
     fn status_is_sent_on_change_and_when_due() {
-        let mut opts = KubeletOptions::new(
-            "n1",
-            "10.0.0.1".parse().unwrap(),
-            std::env::temp_dir(),
-        );
+        let mut opts = KubeletOptions::new("n1", "10.0.0.1".parse().unwrap(), std::env::temp_dir());
         opts.node_status_report_frequency = Duration::from_secs(3600);
         let machine = Machine {
             cpu_millis: 2000,

@@ -73,9 +73,18 @@ impl Cgroups for HostCgroups {
                 })
             })
         };
-        counts(self.mount_root.join("memory").join(rel).join("memory.oom_control"))
-            || counts(self.mount_root.join(rel).join("memory.events"))
-            || counts(self.mount_root.join("unified").join(rel).join("memory.events"))
+        counts(
+            self.mount_root
+                .join("memory")
+                .join(rel)
+                .join("memory.oom_control"),
+        ) || counts(self.mount_root.join(rel).join("memory.events"))
+            || counts(
+                self.mount_root
+                    .join("unified")
+                    .join(rel)
+                    .join("memory.events"),
+            )
     }
 }
 

@@ -8,8 +8,8 @@ mod local;
 mod mounts;
 mod namespaces;
 mod oci;
-pub mod shim;
 mod seccomp;
+pub mod shim;
 pub mod spec;
 mod types;
 
@@ -86,8 +86,10 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> RuntimeResult<()>;
     async fn container_status(&self, id: &str) -> RuntimeResult<ContainerStatus>;
     /// Containers of one sandbox, or of all when `sandbox_id` is `None`.
-    async fn list_containers(&self, sandbox_id: Option<&str>)
-    -> RuntimeResult<Vec<ContainerStatus>>;
+    async fn list_containers(
+        &self,
+        sandbox_id: Option<&str>,
+    ) -> RuntimeResult<Vec<ContainerStatus>>;
     /// IDs of containers as they exit (CRI's container events).
     fn container_events(&self) -> tokio::sync::broadcast::Receiver<String>;
 }

@@ -23,8 +23,13 @@ pub struct OciState {
 pub trait OciRuntime: Send + Sync + 'static {
     /// Creates the container from its bundle (not started); returns its pid.
     /// Its output goes to `log`; its exit status to `exit_file`.
-    async fn create(&self, id: &str, bundle: &Path, log: &Path, exit_file: &Path)
-    -> RuntimeResult<i32>;
+    async fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        log: &Path,
+        exit_file: &Path,
+    ) -> RuntimeResult<i32>;
     async fn start(&self, id: &str) -> RuntimeResult<()>;
     /// Sends a signal to the container's init. A container that is already
     /// gone is not an error.
@@ -98,7 +103,9 @@ impl OciRuntime for OciCli {
             .map_err(|e| self.fail("create", format!("starting the shim: {e}")))?;
         let stdout = child.stdout.take().expect("piped");
         let mut first = String::new();
-        let read = tokio::io::BufReader::new(stdout).read_line(&mut first).await;
+        let read = tokio::io::BufReader::new(stdout)
+            .read_line(&mut first)
+            .await;
         // The shim lives on after reporting; reap it whenever it ends so it
         // leaves no zombie behind (after an agent restart, init does).
         tokio::spawn(async move {

@@ -241,7 +241,9 @@ pub fn cri_record(at: SystemTime, stream: &str, full: bool, text: &[u8]) -> Vec<
 /// `2026-12-02T19:43:21.123456789Z`, without a date library: days since the
 /// epoch to a civil date (Howard Hinnant's algorithm).
 pub fn rfc3339_nanos(at: SystemTime) -> String {
-    let d = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let d = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;

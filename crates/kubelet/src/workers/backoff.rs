@@ -40,7 +40,10 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let started = Some(t - Duration::from_secs(1));
         let d = |n| delay(n, started, t).as_secs();
-        assert_eq!([d(0), d(1), d(2), d(3), d(5), d(6), d(30)], [0, 10, 20, 40, 160, 300, 300]);
+        assert_eq!(
+            [d(0), d(1), d(2), d(3), d(5), d(6), d(30)],
+            [0, 10, 20, 40, 160, 300, 300]
+        );
     }
 
     #[test]
@@ -48,7 +51,12 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
         assert_eq!(delay(7, Some(t - RESET_AFTER), t), Duration::ZERO);
         assert_eq!(
-            remaining(2, Some(t - Duration::from_secs(1)), t, t + Duration::from_secs(5)),
+            remaining(
+                2,
+                Some(t - Duration::from_secs(1)),
+                t,
+                t + Duration::from_secs(5)
+            ),
             Duration::from_secs(15)
         );
     }

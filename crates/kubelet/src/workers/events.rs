@@ -28,7 +28,14 @@ impl Recorder {
     }
 
     /// Records an event about `pod` (and its container, when named).
-    pub fn emit(&self, pod: &Pod, container: Option<&str>, kind: Kind, reason: &str, message: String) {
+    pub fn emit(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        kind: Kind,
+        reason: &str,
+        message: String,
+    ) {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let now = Timestamp::now();

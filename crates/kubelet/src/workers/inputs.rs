@@ -120,7 +120,10 @@ mod tests {
             ],
         }))
         .unwrap();
-        assert_eq!(references(&c), (vec!["a".into(), "b".into()], vec!["s".into(), "t".into()]));
+        assert_eq!(
+            references(&c),
+            (vec!["a".into(), "b".into()], vec!["s".into(), "t".into()])
+        );
     }
 
     #[test]

@@ -104,9 +104,7 @@ fn is_running(c: &ContainerView) -> bool {
 fn container_status(c: &ContainerView, default_waiting: &str) -> Value {
     let current_exit = c.current.as_ref().and_then(terminated);
     let state = match (&c.waiting, &c.current) {
-        (Some((reason, message)), cur)
-            if cur.is_none() || current_exit.is_some() =>
-        {
+        (Some((reason, message)), cur) if cur.is_none() || current_exit.is_some() => {
             json!({"waiting": {"reason": reason, "message": message}})
         }
         (_, Some(cur)) => match &cur.state {
@@ -209,15 +207,22 @@ pub(crate) fn pod_status(pod: &Pod, view: &PodView, now: SystemTime) -> Value {
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .map(|cs| cs.iter().filter_map(|c| serde_json::to_value(c).ok()).collect())
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .collect()
+        })
         .unwrap_or_default();
     let phase = phase(view, policy);
     let initialized = view.init.iter().all(exited_ok);
-    let ready = phase == "Running"
-        && view.containers.iter().all(is_running)
-        && !view.containers.is_empty();
+    let ready =
+        phase == "Running" && view.containers.iter().all(is_running) && !view.containers.is_empty();
     let (ready_reason, init_reason) = (
-        if initialized { "ContainersNotReady" } else { "ContainersNotInitialized" },
+        if initialized {
+            "ContainersNotReady"
+        } else {
+            "ContainersNotInitialized"
+        },
         "ContainersNotInitialized",
     );
     let mut conditions: Vec<Value> = old
@@ -225,9 +230,27 @@ pub(crate) fn pod_status(pod: &Pod, view: &PodView, now: SystemTime) -> Value {
         .filter(|c| !OWN_CONDITIONS.iter().any(|o| c["type"] == *o))
         .cloned()
         .collect();
-    conditions.push(condition("PodReadyToStartContainers", view.sandbox_ready, None, &now, &old));
-    conditions.push(condition("Initialized", initialized, Some(init_reason), &now, &old));
-    conditions.push(condition("ContainersReady", ready, Some(ready_reason), &now, &old));
+    conditions.push(condition(
+        "PodReadyToStartContainers",
+        view.sandbox_ready,
+        None,
+        &now,
+        &old,
+    ));
+    conditions.push(condition(
+        "Initialized",
+        initialized,
+        Some(init_reason),
+        &now,
+        &old,
+    ));
+    conditions.push(condition(
+        "ContainersReady",
+        ready,
+        Some(ready_reason),
+        &now,
+        &old,
+    ));
     conditions.push(condition("Ready", ready, Some(ready_reason), &now, &old));
 
     let mut status = json!({
@@ -327,7 +350,10 @@ mod tests {
 
     #[test]
     fn a_running_container_makes_a_ready_running_pod() {
-        let v = view(Some(status("x", ContainerState::Running { started_at: at(1) })));
+        let v = view(Some(status(
+            "x",
+            ContainerState::Running { started_at: at(1) },
+        )));
         let s = pod_status(&pod("Always"), &v, at(3));
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["podIP"], "10.42.0.5");
@@ -345,9 +371,21 @@ mod tests {
             .collect();
         assert_eq!(
             types,
-            ["PodScheduled", "PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready"]
+            [
+                "PodScheduled",
+                "PodReadyToStartContainers",
+                "Initialized",
+                "ContainersReady",
+                "Ready"
+            ]
         );
-        assert!(s["conditions"].as_array().unwrap().iter().all(|c| c["status"] == "True"));
+        assert!(
+            s["conditions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|c| c["status"] == "True")
+        );
     }
 
     #[test]
@@ -360,7 +398,10 @@ mod tests {
         assert_eq!(done("OnFailure", 0), "Succeeded");
         assert_eq!(done("OnFailure", 1), "Running");
         assert_eq!(done("Always", 0), "Running");
-        assert_eq!(pod_status(&pod("Always"), &view(None), at(3))["phase"], "Pending");
+        assert_eq!(
+            pod_status(&pod("Always"), &view(None), at(3))["phase"],
+            "Pending"
+        );
     }
 
     #[test]
@@ -388,7 +429,10 @@ mod tests {
         }];
         let s = pod_status(&pod("Always"), &v, at(3));
         assert_eq!(s["phase"], "Pending");
-        assert_eq!(s["containerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
+        assert_eq!(
+            s["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "PodInitializing"
+        );
         assert_eq!(s["conditions"][2]["status"], "False");
     }
 }

@@ -357,7 +357,10 @@ impl Worker {
         let sandbox_config = self.sandbox_config();
         let dir = inputs::pod_dir(&self.shared.opts.root_dir, &self.uid);
         let hosts = inputs::hosts_file(&self.pod, sandbox.ip, &sandbox_config.hostname);
-        let termination_log = dir.join("containers").join(&c.name).join(format!("{attempt}-termination-log"));
+        let termination_log = dir
+            .join("containers")
+            .join(&c.name)
+            .join(format!("{attempt}-termination-log"));
         let files = std::fs::create_dir_all(termination_log.parent().unwrap_or(&dir))
             .and_then(|()| std::fs::write(dir.join("etc-hosts"), hosts))
             .and_then(|()| std::fs::write(&termination_log, b""));
@@ -369,8 +372,12 @@ impl Worker {
         }
         let objects = inputs::objects(&self.shared.client, &self.pod, c).await;
         let made = {
-            let mut ctx =
-                self.context(&objects, sandbox.ip, attempt, self.log_path(&c.name, attempt));
+            let mut ctx = self.context(
+                &objects,
+                sandbox.ip,
+                attempt,
+                self.log_path(&c.name, attempt),
+            );
             ctx.termination_log = Some(termination_log);
             container_config(&self.pod, c, &ctx)
         };
@@ -392,7 +399,10 @@ impl Worker {
             }
         };
         let image = c.image.clone().unwrap_or_default();
-        let id = match rt.create_container(&sandbox.id, &config, &sandbox_config).await {
+        let id = match rt
+            .create_container(&sandbox.id, &config, &sandbox_config)
+            .await
+        {
             Ok(id) => id,
             Err(e) => {
                 let reason = match e {
@@ -493,7 +503,11 @@ impl Worker {
         );
         let name = self.pod.metadata.name.clone().unwrap_or_default();
         match pods
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
             .await
         {
             Ok(p) => {
@@ -558,8 +572,10 @@ impl Worker {
         let _ = std::fs::remove_dir_all(logs);
         let _ = std::fs::remove_dir_all(inputs::pod_dir(&self.shared.opts.root_dir, &self.uid));
         if !self.gone {
-            let pods: Api<Pod> =
-                Api::namespaced(self.shared.client.clone(), m.namespace.as_deref().unwrap_or_default());
+            let pods: Api<Pod> = Api::namespaced(
+                self.shared.client.clone(),
+                m.namespace.as_deref().unwrap_or_default(),
+            );
             let params = DeleteParams {
                 grace_period_seconds: Some(0),
                 preconditions: Some(Preconditions {
@@ -568,7 +584,10 @@ impl Worker {
                 }),
                 ..Default::default()
             };
-            match pods.delete(m.name.as_deref().unwrap_or_default(), &params).await {
+            match pods
+                .delete(m.name.as_deref().unwrap_or_default(), &params)
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                 Err(e) => {

@@ -55,7 +55,15 @@ impl LocalRuntime {
             .containers
             .insert(id.clone(), record.clone());
         if let Err(e) = self
-            .make_bundle(&dir, &record, config, sandbox_config, &sandbox, &image, layers)
+            .make_bundle(
+                &dir,
+                &record,
+                config,
+                sandbox_config,
+                &sandbox,
+                &image,
+                layers,
+            )
             .await
         {
             let _ = self.remove(&id).await;
@@ -94,7 +102,10 @@ impl LocalRuntime {
         // The sandbox's resolv.conf and hostname, shared by its containers.
         let sandbox_dir = self.sandbox_dir(&sandbox.id);
         let mut config = config.clone();
-        for (file, target) in [("resolv.conf", "/etc/resolv.conf"), ("hostname", "/etc/hostname")] {
+        for (file, target) in [
+            ("resolv.conf", "/etc/resolv.conf"),
+            ("hostname", "/etc/hostname"),
+        ] {
             if !config.mounts.iter().any(|m| m.container_path == target) {
                 config.mounts.push(Mount {
                     container_path: target.into(),
@@ -116,7 +127,12 @@ impl LocalRuntime {
             .map_err(host_error("writing the bundle's config.json"))?;
         self.host
             .oci
-            .create(&record.id, dir, &record.log_path, &self.exits.path(&record.id))
+            .create(
+                &record.id,
+                dir,
+                &record.log_path,
+                &self.exits.path(&record.id),
+            )
             .await?;
         Ok(())
     }

@@ -150,7 +150,11 @@ impl Runtime for LocalRuntime {
 
     async fn list_pod_sandboxes(&self) -> RuntimeResult<Vec<PodSandboxStatus>> {
         let state = self.state.lock().unwrap();
-        Ok(state.sandboxes.values().map(SandboxRecord::status).collect())
+        Ok(state
+            .sandboxes
+            .values()
+            .map(SandboxRecord::status)
+            .collect())
     }
 
     async fn create_container(

@@ -50,12 +50,14 @@ impl SandboxRecord {
     pub fn port_mappings(&self) -> Vec<PortMapping> {
         self.ports
             .iter()
-            .map(|(protocol, container_port, host_port, host_ip)| PortMapping {
-                protocol: protocol.clone(),
-                container_port: *container_port,
-                host_port: *host_port,
-                host_ip: *host_ip,
-            })
+            .map(
+                |(protocol, container_port, host_port, host_ip)| PortMapping {
+                    protocol: protocol.clone(),
+                    container_port: *container_port,
+                    host_port: *host_port,
+                    host_ip: *host_ip,
+                },
+            )
             .collect()
     }
 
@@ -107,7 +109,9 @@ pub(super) fn load_all<T: DeserializeOwned>(dir: &Path) -> std::collections::Has
             Ok(r) => {
                 out.insert(e.file_name().to_string_lossy().into_owned(), r);
             }
-            Err(err) => tracing::warn!(path = %e.path().display(), %err, "unreadable runtime record"),
+            Err(err) => {
+                tracing::warn!(path = %e.path().display(), %err, "unreadable runtime record")
+            }
         }
     }
     out
