@@ -55,6 +55,15 @@ impl Cluster {
         Cluster::new(server(extra).start())
     }
 
+    /// Starts a server with its node agent, on a data dir the caller owns.
+    pub fn start_with_agent(data: PathBuf, extra: &[&str]) -> Cluster {
+        let builder = ServerProcess::builder()
+            .bin(env!("CARGO_BIN_EXE_flotilla"))
+            .data_dir(data)
+            .args(extra);
+        Cluster::new(builder.start())
+    }
+
     /// Starts a server on a data dir the caller owns (to restart on it).
     pub fn start_in(data: PathBuf, extra: &[&str]) -> Cluster {
         Cluster::new(server(extra).data_dir(data).start())
@@ -144,6 +153,11 @@ impl Cluster {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Kills the server without consuming the handle.
+    pub fn stop_in_place(&mut self) {
+        self.server.stop();
     }
 
     /// Stops the server; a data dir the caller owns stays for a restart.

@@ -121,7 +121,12 @@ impl LocalRuntime {
             utsns: sandbox.uts.clone(),
             cgroups_path: record.cgroup.clone(),
         };
-        let spec = spec::build(&config, sandbox_config, &image.config, &paths)?;
+        let mut spec = spec::build(&config, sandbox_config, &image.config, &paths)?;
+        if let Some(process) = spec.process_mut()
+            && let Some(wanted) = process.oom_score_adj()
+        {
+            process.set_oom_score_adj(Some(oom_floor().map_or(wanted, |floor| wanted.max(floor))));
+        }
         let json = serde_json::to_vec(&spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
         std::fs::write(dir.join("config.json"), json)
             .map_err(host_error("writing the bundle's config.json"))?;
@@ -246,4 +251,25 @@ impl LocalRuntime {
             log_path: r.log_path.clone(),
         }
     }
+}
+
+/// Without CAP_SYS_RESOURCE a process may not lower an oom_score_adj below its
+/// own, and the OCI runtime fails the whole start when asked to (seen on
+/// machines whose root lacks that capability). Then the lowest score a
+/// container can get is the agent's own, as containerd does for rootless runs.
+fn oom_floor() -> Option<i32> {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())?;
+    if effective & (1 << CAP_SYS_RESOURCE) != 0 {
+        return None;
+    }
+    std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }

@@ -1,0 +1,155 @@
+//! End to end: `flotilla server` with its node agent runs pods as real
+//! containers (runc, overlayfs, CNI bridge), reports their status as the
+//! kubelet does, and releases everything when they are deleted. Needs root.
+
+mod common;
+mod node;
+
+use std::time::Duration;
+
+use node::Node;
+use serde_json::Value;
+
+const PODS: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello-from-configmap}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo ok-from-web > /www/index.html && echo \"$GREETING from $(hostname)\" && exec httpd -f -p 8080 -h /www"]
+    env:
+    - name: GREETING
+      valueFrom: {configMapKeyRef: {name: settings, key: greeting}}
+    resources:
+      limits: {memory: 64Mi, cpu: 250m}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fails}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "exit 3"]
+"#;
+
+fn pod(node: &Node, name: &str) -> Value {
+    let out = node.cluster().ok(&["get", "pod", name, "-o", "json"]);
+    serde_json::from_str(&out).expect("pod json")
+}
+
+fn log_of(node: &Node, pod: &Value, container: &str) -> String {
+    let m = &pod["metadata"];
+    let dir = node.data.join("agent/logs").join(format!(
+        "{}_{}_{}",
+        m["namespace"].as_str().unwrap(),
+        m["name"].as_str().unwrap(),
+        m["uid"].as_str().unwrap()
+    ));
+    std::fs::read_to_string(dir.join(container).join("0.log")).unwrap_or_default()
+}
+
+#[test]
+fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
+    let node = Node::start("e2e-run", &[]);
+    let c = node.cluster();
+    c.ok_in(None, &["apply", "-f", "-"], Some(PODS));
+    c.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+
+    let web = pod(&node, "web");
+    let ip = web["status"]["podIP"].as_str().expect("podIP").to_owned();
+    assert!(ip.starts_with("10.42."), "pod IP {ip} from the node's pod CIDR");
+    assert_eq!(web["status"]["hostIP"], "127.0.0.1");
+    let status = &web["status"]["containerStatuses"][0];
+    assert_eq!(status["ready"], true);
+    assert!(status["containerID"].as_str().unwrap().starts_with("flotilla://"));
+    assert!(status["imageID"].as_str().unwrap().contains("sha256:"));
+
+    // The container's output reached its CRI log, with the env from the ConfigMap.
+    node.wait_for("the web pod's log line", Duration::from_secs(10), || {
+        log_of(&node, &web, "httpd").contains("stdout F hello-from-configmap from web")
+    });
+
+    // Its cgroup carries the limits.
+    let uid = web["metadata"]["uid"].as_str().unwrap();
+    let cid = status["containerID"].as_str().unwrap().trim_start_matches("flotilla://");
+    // Limits alone make requests equal to them: a Guaranteed pod, whose
+    // cgroup sits right under kubepods.
+    assert_eq!(web["status"]["qosClass"], "Guaranteed");
+    let cg = format!("flotilla/{}/kubepods/pod{uid}/{cid}", node.name);
+    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"))
+        .expect("the container's memory cgroup (cgroup v1 memory hierarchy)");
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/{cg}/cpu.cfs_quota_us"))
+        .expect("the container's cpu cgroup");
+    assert_eq!(quota.trim(), "25000");
+
+    // Another pod reaches it over the pod network.
+    let client = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"client"}},
+            "spec":{{"restartPolicy":"Never","containers":[{{"name":"get","image":"busybox",
+            "command":["sh","-c","timeout 10 wget -q -O- http://{ip}:8080/"]}}]}}}}"#
+    );
+    c.ok_in(None, &["apply", "-f", "-"], Some(&client));
+    node.wait_for("the client pod to succeed", Duration::from_secs(60), || {
+        pod(&node, "client")["status"]["phase"] == "Succeeded"
+    });
+    let client_pod = pod(&node, "client");
+    assert!(
+        log_of(&node, &client_pod, "get").contains("stdout F ok-from-web"),
+        "{}",
+        log_of(&node, &client_pod, "get")
+    );
+
+    // A failing container under restartPolicy Never fails the pod.
+    node.wait_for("the failing pod to fail", Duration::from_secs(60), || {
+        pod(&node, "fails")["status"]["phase"] == "Failed"
+    });
+    let fails = pod(&node, "fails");
+    let term = &fails["status"]["containerStatuses"][0]["state"]["terminated"];
+    assert_eq!(term["exitCode"], 3);
+    assert_eq!(term["reason"], "Error");
+
+    // Events as the kubelet writes them.
+    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.name=web", "-o", "json"]);
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let reasons: Vec<&str> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    for r in ["Pulled", "Created", "Started"] {
+        assert!(reasons.contains(&r), "event {r} in {reasons:?}");
+    }
+
+    // Deleting the pods releases containers, mounts, cgroups and addresses.
+    c.ok(&["delete", "pod", "--all", "--timeout=60s"]);
+    assert!(node.oci_containers().is_empty(), "containers left: {:?}", node.oci_containers());
+    let mounts = node.mounts();
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    let pod_cgroups: Vec<_> = node
+        .cgroups()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/pod"))
+        .collect();
+    assert!(pod_cgroups.is_empty(), "cgroups left: {pod_cgroups:?}");
+    let reserved: Vec<_> = std::fs::read_dir(node.data.join("agent/cni/flotilla"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("10."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(reserved.is_empty(), "pod addresses still reserved: {reserved:?}");
+}
