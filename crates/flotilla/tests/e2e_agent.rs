@@ -67,11 +67,19 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
 
     let web = pod(&node, "web");
     let ip = web["status"]["podIP"].as_str().expect("podIP").to_owned();
-    assert!(ip.starts_with("10.42."), "pod IP {ip} from the node's pod CIDR");
+    assert!(
+        ip.starts_with("10.42."),
+        "pod IP {ip} from the node's pod CIDR"
+    );
     assert_eq!(web["status"]["hostIP"], "127.0.0.1");
     let status = &web["status"]["containerStatuses"][0];
     assert_eq!(status["ready"], true);
-    assert!(status["containerID"].as_str().unwrap().starts_with("flotilla://"));
+    assert!(
+        status["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("flotilla://")
+    );
     assert!(status["imageID"].as_str().unwrap().contains("sha256:"));
 
     // The container's output reached its CRI log, with the env from the ConfigMap.
@@ -81,13 +89,17 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
 
     // Its cgroup carries the limits.
     let uid = web["metadata"]["uid"].as_str().unwrap();
-    let cid = status["containerID"].as_str().unwrap().trim_start_matches("flotilla://");
+    let cid = status["containerID"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("flotilla://");
     // Limits alone make requests equal to them: a Guaranteed pod, whose
     // cgroup sits right under kubepods.
     assert_eq!(web["status"]["qosClass"], "Guaranteed");
     let cg = format!("flotilla/{}/kubepods/pod{uid}/{cid}", node.name);
-    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"))
-        .expect("the container's memory cgroup (cgroup v1 memory hierarchy)");
+    let limit =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{cg}/memory.limit_in_bytes"))
+            .expect("the container's memory cgroup (cgroup v1 memory hierarchy)");
     assert_eq!(limit.trim(), (64u64 << 20).to_string());
     let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/{cg}/cpu.cfs_quota_us"))
         .expect("the container's cpu cgroup");
@@ -120,7 +132,14 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
     assert_eq!(term["reason"], "Error");
 
     // Events as the kubelet writes them.
-    let events = c.ok(&["get", "events", "--field-selector", "involvedObject.name=web", "-o", "json"]);
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+        "-o",
+        "json",
+    ]);
     let events: Value = serde_json::from_str(&events).unwrap();
     let reasons: Vec<&str> = events["items"]
         .as_array()
@@ -134,7 +153,11 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
 
     // Deleting the pods releases containers, mounts, cgroups and addresses.
     c.ok(&["delete", "pod", "--all", "--timeout=60s"]);
-    assert!(node.oci_containers().is_empty(), "containers left: {:?}", node.oci_containers());
+    assert!(
+        node.oci_containers().is_empty(),
+        "containers left: {:?}",
+        node.oci_containers()
+    );
     let mounts = node.mounts();
     assert!(mounts.is_empty(), "mounts left: {mounts:?}");
     let pod_cgroups: Vec<_> = node
@@ -151,5 +174,8 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
                 .collect()
         })
         .unwrap_or_default();
-    assert!(reserved.is_empty(), "pod addresses still reserved: {reserved:?}");
+    assert!(
+        reserved.is_empty(),
+        "pod addresses still reserved: {reserved:?}"
+    );
 }

@@ -32,6 +32,24 @@ impl std::str::FromStr for OciRuntimeKind {
     }
 }
 
+/// The agent's HTTPS endpoint (`--tls-cert-file`, `--tls-private-key-file`,
+/// `--client-ca-file`), all PEM.
+#[derive(Clone)]
+pub struct ServingTls {
+    /// Serving certificate for the node's addresses, signed by the cluster CA.
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// Client certificates signed by this CA are accepted (the API server's
+    /// kubelet client among them).
+    pub client_ca_pem: String,
+}
+
+impl std::fmt::Debug for ServingTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServingTls { .. }")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KubeletOptions {
     /// `--hostname-override`: the Node's name.
@@ -66,6 +84,11 @@ pub struct KubeletOptions {
     /// The executable run as each container's shim: this program, which
     /// must answer to `shim …` (see [`crate::runtime::shim`]).
     pub shim_binary: PathBuf,
+    /// `--port`: the HTTPS endpoint for logs, exec, attach, port-forward and
+    /// metrics (10250).
+    pub port: u16,
+    /// Its certificate; `None` serves nothing.
+    pub tls: Option<ServingTls>,
 }
 
 impl KubeletOptions {
@@ -86,6 +109,8 @@ impl KubeletOptions {
             max_pods: 110,
             insecure_registries: Vec::new(),
             shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("flotilla")),
+            port: 10250,
+            tls: None,
         }
     }
 }

@@ -111,9 +111,18 @@ impl Node {
             if start.elapsed() > limit {
                 panic!(
                     "timed out after {limit:?} waiting for {what}\nserver log tail:\n{}",
-                    self.cluster.as_ref().map(|c| c.log()).unwrap_or_default()
-                        .lines().rev().take(40).collect::<Vec<_>>().into_iter().rev()
-                        .collect::<Vec<_>>().join("\n")
+                    self.cluster
+                        .as_ref()
+                        .map(|c| c.log())
+                        .unwrap_or_default()
+                        .lines()
+                        .rev()
+                        .take(40)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -122,8 +131,15 @@ impl Node {
 }
 
 fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn mounts_under(dir: &Path) -> Vec<PathBuf> {
@@ -138,14 +154,20 @@ fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 fn hierarchies() -> Vec<PathBuf> {
     let mut out = vec![PathBuf::from("/sys/fs/cgroup")];
     if let Ok(d) = std::fs::read_dir("/sys/fs/cgroup") {
-        out.extend(d.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+        out.extend(
+            d.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path()),
+        );
     }
     out
 }
 
 /// Directories under `dir` (and `dir`), deepest first.
 fn walk_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             walk_dirs(&e.path(), out);
@@ -162,8 +184,16 @@ impl Drop for Node {
         // Whatever the agent left: containers, their shims, mounts, cgroups.
         let root = self.runtime_root().join("oci");
         for id in self.oci_containers() {
-            let _ = Command::new("runc").arg("--root").arg(&root).args(["kill", &id, "KILL"]).output();
-            let _ = Command::new("runc").arg("--root").arg(&root).args(["delete", "--force", &id]).output();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["kill", &id, "KILL"])
+                .output();
+            let _ = Command::new("runc")
+                .arg("--root")
+                .arg(&root)
+                .args(["delete", "--force", &id])
+                .output();
         }
         let mut mounts = self.mounts();
         mounts.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));

@@ -37,8 +37,8 @@ fn meminfo(text: &str, key: &str) -> Option<u64> {
 fn disk(path: &Path) -> (u64, u64) {
     match nix::sys::statvfs::statvfs(path) {
         Ok(s) => {
-            let frag = s.fragment_size() as u64;
-            (s.blocks() as u64 * frag, s.blocks_available() as u64 * frag)
+            let frag = s.fragment_size();
+            (s.blocks() * frag, s.blocks_available() * frag)
         }
         Err(_) => (0, 0),
     }

@@ -32,7 +32,7 @@ fn arch() -> &'static str {
 }
 
 fn resources(cpu_millis: u64, memory: u64, storage: u64, pods: u32) -> Value {
-    let cpu = if cpu_millis % 1000 == 0 {
+    let cpu = if cpu_millis.is_multiple_of(1000) {
         (cpu_millis / 1000).to_string()
     } else {
         format!("{cpu_millis}m")
@@ -191,15 +191,18 @@ fn conditions(usage: &Usage, network_ready: bool) -> Vec<Condition> {
     ]
 }
 
+/// Conditions and images (names, size) as last reported.
+type Reported = (Vec<Condition>, Vec<(Vec<String>, u64)>);
+
 /// Decides when to write node status: when a condition or the image list
 /// changes, and otherwise every `node_status_report_frequency`.
 pub(crate) struct Reporter {
     opts: Arc<KubeletOptions>,
     machine: Machine,
-    last: Option<(Vec<Condition>, Vec<(Vec<String>, u64)>)>,
+    last: Option<Reported>,
     /// When each condition last changed, kept across reports.
     transitions: BTreeMap<&'static str, (&'static str, String)>,
-    pending: Option<(Vec<Condition>, Vec<(Vec<String>, u64)>)>,
+    pending: Option<Reported>,
     sent_at: Option<Instant>,
 }
 
@@ -221,7 +224,7 @@ impl Reporter {
         let conds = conditions(&usage, network_ready);
         let mut imgs: Vec<(Vec<String>, u64)> =
             images.iter().map(|i| (i.names.clone(), i.size)).collect();
-        imgs.sort_by(|a, b| b.1.cmp(&a.1));
+        imgs.sort_by_key(|i| std::cmp::Reverse(i.1));
         imgs.truncate(MAX_IMAGES);
         let due = self
             .sent_at

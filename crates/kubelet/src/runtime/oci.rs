@@ -169,3 +169,75 @@ impl OciRuntime for OciCli {
         }))
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use crate::runtime::shim::ExitStatus;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Containers that "run" until killed; a kill writes the exit file as the
+    /// shim would.
+    #[derive(Debug, Default)]
+    pub struct FakeOci {
+        /// id → (exit file, status)
+        pub containers: Mutex<HashMap<String, (PathBuf, String)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl OciRuntime for FakeOci {
+        async fn create(
+            &self,
+            id: &str,
+            bundle: &Path,
+            _log: &Path,
+            exit: &Path,
+        ) -> RuntimeResult<i32> {
+            assert!(
+                bundle.join("config.json").exists(),
+                "bundle written before create"
+            );
+            self.containers
+                .lock()
+                .unwrap()
+                .insert(id.into(), (exit.to_owned(), "created".into()));
+            Ok(4242)
+        }
+        async fn start(&self, id: &str) -> RuntimeResult<()> {
+            let mut c = self.containers.lock().unwrap();
+            c.get_mut(id).expect("created").1 = "running".into();
+            Ok(())
+        }
+        async fn kill(&self, id: &str, signal: &str) -> RuntimeResult<()> {
+            let mut c = self.containers.lock().unwrap();
+            if let Some((exit, status)) = c.get_mut(id)
+                && status != "stopped"
+            {
+                *status = "stopped".into();
+                let code = if signal == "TERM" { 143 } else { 137 };
+                let s = ExitStatus {
+                    exit_code: code,
+                    finished_at_ns: 1,
+                };
+                std::fs::write(exit, serde_json::to_vec(&s).unwrap()).unwrap();
+            }
+            Ok(())
+        }
+        async fn delete(&self, id: &str) -> RuntimeResult<()> {
+            self.containers.lock().unwrap().remove(id);
+            Ok(())
+        }
+        async fn state(&self, id: &str) -> RuntimeResult<Option<OciState>> {
+            Ok(self
+                .containers
+                .lock()
+                .unwrap()
+                .get(id)
+                .map(|(_, s)| OciState {
+                    status: s.clone(),
+                    pid: 4242,
+                }))
+        }
+    }
+}

@@ -203,3 +203,6 @@ impl Runtime for LocalRuntime {
         self.exits.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests;
