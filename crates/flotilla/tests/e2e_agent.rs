@@ -179,3 +179,69 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
         "pod addresses still reserved: {reserved:?}"
     );
 }
+
+const CRASHER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: crasher}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: init
+    image: busybox
+    command: ["sh", "-c", "echo init-ran > /tmp/x"]
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "echo attempt; exit 2"]
+"#;
+
+#[test]
+fn a_crashing_container_is_restarted_with_back_off() {
+    let node = Node::start("e2e-crash", &[]);
+    let c = node.cluster();
+    c.ok_in(None, &["apply", "-f", "-"], Some(CRASHER));
+    // The first restart is immediate, the next waits 10 s: by then the pod
+    // shows CrashLoopBackOff with the last exit.
+    node.wait_for("CrashLoopBackOff", Duration::from_secs(60), || {
+        pod(&node, "crasher")["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+            == "CrashLoopBackOff"
+    });
+    let p = pod(&node, "crasher");
+    let s = &p["status"]["containerStatuses"][0];
+    assert!(s["restartCount"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["lastState"]["terminated"]["exitCode"], 2);
+    assert_eq!(p["status"]["phase"], "Running");
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+        "Completed"
+    );
+    let events = c.ok(&["get", "events", "--field-selector", "reason=BackOff", "-o", "name"]);
+    assert!(!events.trim().is_empty(), "a BackOff event");
+}
+
+#[test]
+fn a_restarted_agent_adopts_running_containers() {
+    let mut node = Node::start("e2e-adopt", &[]);
+    node.cluster().ok_in(None, &["apply", "-f", "-"], Some(PODS));
+    node.cluster().ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+    let before = pod(&node, "web")["status"]["containerStatuses"][0].clone();
+
+    node.restart();
+    node.cluster().ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{}", node.name),
+        "--timeout=60s",
+    ]);
+    // The same container keeps running: same ID, no restart.
+    let after = pod(&node, "web")["status"]["containerStatuses"][0].clone();
+    assert_eq!(after["containerID"], before["containerID"]);
+    assert_eq!(after["restartCount"], 0);
+    assert_eq!(after["ready"], true);
+    assert_eq!(node.oci_containers().len(), 2, "web and the exited `fails` container");
+    // And is still released on deletion.
+    node.cluster().ok(&["delete", "pod", "--all", "--timeout=60s"]);
+    assert!(node.oci_containers().is_empty(), "{:?}", node.oci_containers());
+    assert!(node.mounts().is_empty(), "{:?}", node.mounts());
+}

@@ -155,6 +155,13 @@ impl Cluster {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// Kills the server and starts it again on the same data dir, waiting
+    /// until it is ready (its port, and so the kubeconfig, may change).
+    pub fn restart(&mut self) {
+        self.server.restart();
+        self.kubeconfig = self.server.kubeconfig();
+    }
+
     /// Kills the server without consuming the handle.
     pub fn stop_in_place(&mut self) {
         self.server.stop();

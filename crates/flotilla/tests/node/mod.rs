@@ -68,6 +68,14 @@ impl Node {
         node
     }
 
+    /// Kills the server (and its agent) and starts it again on the same data
+    /// dir; the containers' shims keep running meanwhile.
+    pub fn restart(&mut self) {
+        let mut c = self.cluster.take().expect("running");
+        c.restart();
+        self.cluster = Some(c);
+    }
+
     pub fn cluster(&self) -> &Cluster {
         self.cluster.as_ref().expect("running")
     }

@@ -10,7 +10,8 @@ pub(crate) const MAX: Duration = Duration::from_secs(300);
 pub(crate) const RESET_AFTER: Duration = Duration::from_secs(600);
 
 /// The delay before restart number `restarts + 1` of a container that last
-/// ran from `started` to `finished`.
+/// ran from `started` to `finished`: none before the first restart, then
+/// 10 s, 20 s, … (the kubelet starts its back-off at the first restart).
 pub(crate) fn delay(restarts: u32, started: Option<SystemTime>, finished: SystemTime) -> Duration {
     let ran = started.and_then(|s| finished.duration_since(s).ok());
     if restarts == 0 || ran.is_some_and(|r| r >= RESET_AFTER) {

@@ -308,13 +308,15 @@ impl Worker {
         else {
             return Ok(None);
         };
-        let attempt = latest.attempt + 1;
-        let left = backoff::remaining(attempt, *started_at, *finished_at, SystemTime::now());
+        // The first restart is immediate; later ones wait 10 s, 20 s, …
+        let restarts = latest.attempt;
+        let attempt = restarts + 1;
+        let left = backoff::remaining(restarts, *started_at, *finished_at, SystemTime::now());
         if !left.is_zero() {
             let was_waiting = self.waiting.contains_key(&c.name);
             let message = format!(
                 "back-off {}s restarting failed container={} pod={}",
-                backoff::delay(attempt, *started_at, *finished_at).as_secs(),
+                backoff::delay(restarts, *started_at, *finished_at).as_secs(),
                 c.name,
                 self.pod.metadata.name.as_deref().unwrap_or_default()
             );
