@@ -191,6 +191,8 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         opts.oci_runtime = args.agent.oci_runtime;
         opts.insecure_registries = args.agent.insecure_registry.clone();
         opts.cluster_dns = vec![args.cluster_dns];
+        opts.cluster_cidr = Some(args.cluster_cidr.clone());
+        opts.service_cidr = Some(args.service_cidr.clone());
         components.spawn(async move {
             kubelet::run(client, opts)
                 .await

@@ -65,6 +65,14 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
     c.ok_in(None, &["apply", "-f", "-"], Some(PODS));
     c.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
 
+    // Pod and Service ranges are held on this machine before any pod runs.
+    let routes = std::process::Command::new("ip")
+        .args(["route", "show", "type", "unreachable"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    assert!(routes.contains("10.42.0.0/16") && routes.contains("10.43.0.0/16"), "{routes}");
+
     let web = pod(&node, "web");
     let ip = web["status"]["podIP"].as_str().expect("podIP").to_owned();
     assert!(

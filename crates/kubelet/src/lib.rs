@@ -18,6 +18,7 @@
 
 mod error;
 pub mod images;
+mod network;
 mod node;
 mod options;
 pub mod pods;
@@ -57,6 +58,13 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
         r = &mut heartbeat => return r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
     };
     tracing::info!(node = %opts.node_name, %pod_cidr, "pod network");
+    let held: Vec<String> = [&opts.cluster_cidr, &opts.service_cidr]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    network::LocalRoutes::hold(&network::IpRoutes, &held)
+        .map_err(|e| Error::Config(format!("keeping pod and service addresses local: {e}")))?;
     let runtime_root = root.join("runtime");
     let host = Host {
         namespaces: Arc::new(HostNamespaces),

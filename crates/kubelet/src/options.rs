@@ -84,6 +84,10 @@ pub struct KubeletOptions {
     /// The executable run as each container's shim: this program, which
     /// must answer to `shim …` (see [`crate::runtime::shim`]).
     pub shim_binary: PathBuf,
+    /// `--cluster-cidr` and `--service-cidr`: held locally (unreachable
+    /// routes) so that no packet for them leaves the machine.
+    pub cluster_cidr: Option<String>,
+    pub service_cidr: Option<String>,
     /// `--port`: the HTTPS endpoint for logs, exec, attach, port-forward and
     /// metrics (10250).
     pub port: u16,
@@ -109,6 +113,8 @@ impl KubeletOptions {
             max_pods: 110,
             insecure_registries: Vec::new(),
             shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("flotilla")),
+            cluster_cidr: None,
+            service_cidr: None,
             port: 10250,
             tls: None,
         }
