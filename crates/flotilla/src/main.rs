@@ -297,6 +297,11 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if let Command::Bench(b) = &cli.command
+        && b.needs_own_network()
+    {
+        bench::pods::enter_own_network()?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -8,6 +8,7 @@ mod latency;
 mod list;
 mod load;
 mod objects;
+pub mod pods;
 mod report;
 mod server;
 mod stats;
@@ -31,6 +32,16 @@ pub struct BenchArgs {
 enum Target {
     /// Benchmark the API server: load, latency, lists and watch fan-out.
     Api(ApiArgs),
+    /// Benchmark the node agent: pod startup latency, node start, idle cost.
+    Pods(pods::PodsArgs),
+}
+
+impl BenchArgs {
+    /// Whether the benchmark runs in a network namespace of its own, which
+    /// must be entered before any thread starts.
+    pub fn needs_own_network(&self) -> bool {
+        matches!(self.target, Target::Pods(_))
+    }
 }
 
 #[derive(clap::Args)]
@@ -90,6 +101,7 @@ pub const NAMESPACES: usize = 100;
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.target {
         Target::Api(api) => run_api(api).await,
+        Target::Pods(p) => pods::run(p).await,
     }
 }
 
