@@ -215,6 +215,7 @@ fn crates_keep_to_their_layers() {
         "scheduler",
         "controllers",
         "leaderelection",
+        "kubelet",
         "apimachinery",
         "store",
     ] {
