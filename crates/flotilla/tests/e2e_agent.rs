@@ -71,7 +71,10 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
         .output()
         .unwrap();
     let routes = String::from_utf8_lossy(&routes.stdout);
-    assert!(routes.contains("10.42.0.0/16") && routes.contains("10.43.0.0/16"), "{routes}");
+    assert!(
+        routes.contains("10.42.0.0/16") && routes.contains("10.43.0.0/16"),
+        "{routes}"
+    );
 
     let web = pod(&node, "web");
     let ip = web["status"]["podIP"].as_str().expect("podIP").to_owned();
@@ -224,15 +227,24 @@ fn a_crashing_container_is_restarted_with_back_off() {
         p["status"]["initContainerStatuses"][0]["state"]["terminated"]["reason"],
         "Completed"
     );
-    let events = c.ok(&["get", "events", "--field-selector", "reason=BackOff", "-o", "name"]);
+    let events = c.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "reason=BackOff",
+        "-o",
+        "name",
+    ]);
     assert!(!events.trim().is_empty(), "a BackOff event");
 }
 
 #[test]
 fn a_restarted_agent_adopts_running_containers() {
     let mut node = Node::start("e2e-adopt", &[]);
-    node.cluster().ok_in(None, &["apply", "-f", "-"], Some(PODS));
-    node.cluster().ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
+    node.cluster()
+        .ok_in(None, &["apply", "-f", "-"], Some(PODS));
+    node.cluster()
+        .ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=60s"]);
     let before = pod(&node, "web")["status"]["containerStatuses"][0].clone();
 
     node.restart();
@@ -247,10 +259,19 @@ fn a_restarted_agent_adopts_running_containers() {
     assert_eq!(after["containerID"], before["containerID"]);
     assert_eq!(after["restartCount"], 0);
     assert_eq!(after["ready"], true);
-    assert_eq!(node.oci_containers().len(), 2, "web and the exited `fails` container");
+    assert_eq!(
+        node.oci_containers().len(),
+        2,
+        "web and the exited `fails` container"
+    );
     // And is still released on deletion.
-    node.cluster().ok(&["delete", "pod", "--all", "--timeout=60s"]);
-    assert!(node.oci_containers().is_empty(), "{:?}", node.oci_containers());
+    node.cluster()
+        .ok(&["delete", "pod", "--all", "--timeout=60s"]);
+    assert!(
+        node.oci_containers().is_empty(),
+        "{:?}",
+        node.oci_containers()
+    );
     assert!(node.mounts().is_empty(), "{:?}", node.mounts());
 }
 
@@ -280,10 +301,21 @@ fn a_hundred_pods_created_and_deleted_leave_nothing_behind() {
             ));
         }
         c.ok_in(None, &["apply", "-f", "-"], Some(&manifest));
-        c.ok(&["wait", "--for=condition=Ready", "pod", "-l", "cycle=yes", "--timeout=120s"]);
+        c.ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-l",
+            "cycle=yes",
+            "--timeout=120s",
+        ]);
         c.ok(&["delete", "pod", "-l", "cycle=yes", "--timeout=120s"]);
     }
-    assert!(node.oci_containers().is_empty(), "containers: {:?}", node.oci_containers());
+    assert!(
+        node.oci_containers().is_empty(),
+        "containers: {:?}",
+        node.oci_containers()
+    );
     assert!(node.mounts().is_empty(), "mounts: {:?}", node.mounts());
     let pod_cgroups: Vec<_> = node
         .cgroups()
@@ -293,7 +325,11 @@ fn a_hundred_pods_created_and_deleted_leave_nothing_behind() {
     assert!(pod_cgroups.is_empty(), "cgroups: {pod_cgroups:?}");
     let rt = node.runtime_root();
     for dir in ["sandboxes", "containers", "exits"] {
-        let left: Vec<_> = std::fs::read_dir(rt.join(dir)).unwrap().flatten().map(|e| e.path()).collect();
+        let left: Vec<_> = std::fs::read_dir(rt.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         assert!(left.is_empty(), "{dir}: {left:?}");
     }
     let pods_dir: Vec<_> = std::fs::read_dir(node.data.join("agent/pods"))
@@ -309,9 +345,108 @@ fn a_hundred_pods_created_and_deleted_leave_nothing_behind() {
         })
         .unwrap_or_default();
     assert!(reserved.is_empty(), "addresses: {reserved:?}");
-    let links = std::process::Command::new("ip").args(["-o", "link", "show", "type", "veth"]).output().unwrap();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link", "show", "type", "veth"])
+        .output()
+        .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
     assert!(links.trim().is_empty(), "veths: {links}");
     let procs = processes_under(&node.data);
     assert!(procs.is_empty(), "processes: {procs:?}");
+}
+
+#[test]
+fn volumes_reach_the_containers_and_go_away_with_the_pod() {
+    let node = Node::start("e2e-vol", &[]);
+    let c = node.cluster();
+    let host_dir = node.data.join("host-data");
+    let manifest = format!(
+        r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg}}
+data: {{app.conf: "mode=fast"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds}}
+stringData: {{password: s3cret}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: vols, labels: {{app: vols}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: seed
+    image: busybox
+    command: ["sh", "-c", "echo seeded > /shared/seed && echo on-host > /host/file"]
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    - {{name: host, mountPath: /host}}
+  containers:
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "cat /shared/seed /etc/cfg/app.conf /etc/creds/password /etc/info/labels /etc/sub/app.conf; echo; grep -c . /var/run/token/token; sleep 3600"]
+    volumeMounts:
+    - {{name: shared, mountPath: /shared}}
+    - {{name: cfg, mountPath: /etc/cfg, readOnly: true}}
+    - {{name: creds, mountPath: /etc/creds, readOnly: true}}
+    - {{name: info, mountPath: /etc/info}}
+    - {{name: cfg, mountPath: /etc/sub/app.conf, subPath: app.conf}}
+    - {{name: token, mountPath: /var/run/token}}
+    - {{name: mem, mountPath: /scratch}}
+  volumes:
+  - {{name: shared, emptyDir: {{}}}}
+  - {{name: mem, emptyDir: {{medium: Memory, sizeLimit: 8Mi}}}}
+  - {{name: host, hostPath: {{path: {host}, type: DirectoryOrCreate}}}}
+  - {{name: cfg, configMap: {{name: cfg}}}}
+  - {{name: creds, secret: {{secretName: creds}}}}
+  - name: info
+    downwardAPI:
+      items: [{{path: labels, fieldRef: {{fieldPath: metadata.labels}}}}]
+  - name: token
+    projected:
+      sources: [{{serviceAccountToken: {{path: token, expirationSeconds: 3600}}}}]
+"#,
+        host = host_dir.display()
+    );
+    c.ok_in(None, &["apply", "-f", "-"], Some(&manifest));
+    c.ok(&["wait", "--for=condition=Ready", "pod/vols", "--timeout=60s"]);
+    let p = pod(&node, "vols");
+    node.wait_for(
+        "the volumes' contents in the log",
+        Duration::from_secs(10),
+        || {
+            let log = log_of(&node, &p, "main");
+            log.contains("stdout F seeded")
+                && log.contains("stdout F mode=fast")
+                && log.contains("s3cret")
+                && log.contains("app=\"vols\"")
+                && log.contains("stdout F 1")
+        },
+    );
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("file")).unwrap(),
+        "on-host\n"
+    );
+    let uid = p["metadata"]["uid"].as_str().unwrap();
+    let tmpfs: Vec<_> = node
+        .mounts()
+        .into_iter()
+        .filter(|m| m.to_string_lossy().contains(uid))
+        .collect();
+    assert_eq!(
+        tmpfs.len(),
+        3,
+        "secret, projected and memory emptyDir on tmpfs: {tmpfs:?}"
+    );
+
+    c.ok(&["delete", "pod", "vols", "--timeout=60s"]);
+    assert!(node.mounts().is_empty(), "mounts left: {:?}", node.mounts());
+    assert!(
+        !node.data.join("agent/pods").join(uid).exists(),
+        "pod dir removed"
+    );
+    assert!(host_dir.join("file").exists(), "hostPath data stays");
 }

@@ -66,9 +66,10 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     network::LocalRoutes::hold(&network::IpRoutes, &held)
         .map_err(|e| Error::Config(format!("keeping pod and service addresses local: {e}")))?;
     let runtime_root = root.join("runtime");
+    let mounter: Arc<dyn runtime::Mounter> = Arc::new(HostMounter);
     let host = Host {
         namespaces: Arc::new(HostNamespaces),
-        mounter: Arc::new(HostMounter),
+        mounter: mounter.clone(),
         cni: Arc::new(BridgeNetwork {
             bin_dir: opts.cni_bin_dir.clone(),
             data_dir: root.join("cni"),
@@ -92,7 +93,7 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     )?);
     let _ = network_ready.send(true);
     tokio::select! {
-        r = workers::run(client, opts, runtime, machine) => r,
+        r = workers::run(client, opts, runtime, machine, mounter) => r,
         r = heartbeat => r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
     }
 }

@@ -223,7 +223,10 @@ fn cleanup(data: &Path, node: &str) {
 }
 
 pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.pods > 0 && args.parallel > 0, "--pods and --parallel must be positive");
+    anyhow::ensure!(
+        args.pods > 0 && args.parallel > 0,
+        "--pods and --parallel must be positive"
+    );
     let dir = tempfile::Builder::new()
         .prefix("flotilla-bench-pods-")
         .tempdir()
@@ -231,15 +234,28 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
     let data = dir.path().join("data");
     let images = data.join("agent/images");
     std::fs::create_dir_all(&images)?;
-    testkit::image::busybox_oci_archive(&images.join("busybox.tar"), "docker.io/library/busybox:latest")
-        .context("building the busybox image from /bin/busybox (package busybox-static)")?;
+    testkit::image::busybox_oci_archive(
+        &images.join("busybox.tar"),
+        "docker.io/library/busybox:latest",
+    )
+    .context("building the busybox image from /bin/busybox (package busybox-static)")?;
 
     let exe = std::env::current_exe()?;
     let builder = testkit::ServerProcess::builder()
         .bin(exe)
         .data_dir(&data)
-        .args(["--node-name", NODE, "--node-ip", "127.0.0.1", "--oci-runtime", &args.oci_runtime])
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()));
+        .args([
+            "--node-name",
+            NODE,
+            "--node-ip",
+            "127.0.0.1",
+            "--oci-runtime",
+            &args.oci_runtime,
+        ])
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        );
     let started = Instant::now();
     let process = tokio::task::spawn_blocking(move || builder.try_start())
         .await?
@@ -282,7 +298,11 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
                     && ready(&p)
                 {
                     let name = p.metadata.name.clone().unwrap_or_default();
-                    seen.ready.lock().unwrap().entry(name).or_insert_with(Instant::now);
+                    seen.ready
+                        .lock()
+                        .unwrap()
+                        .entry(name)
+                        .or_insert_with(Instant::now);
                     seen.changed.notify_waiters();
                 }
             }
@@ -381,15 +401,24 @@ pub async fn run(args: PodsArgs) -> anyhow::Result<()> {
 }
 
 async fn delete_all(pods: &Api<Pod>) -> anyhow::Result<()> {
-    pods.delete_collection(&DeleteParams::default(), &ListParams::default().labels(LABEL))
-        .await?;
+    pods.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels(LABEL),
+    )
+    .await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let left = pods.list_metadata(&ListParams::default().labels(LABEL)).await?;
+        let left = pods
+            .list_metadata(&ListParams::default().labels(LABEL))
+            .await?;
         if left.items.is_empty() {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "{} pods not gone after 120 s", left.items.len());
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} pods not gone after 120 s",
+            left.items.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

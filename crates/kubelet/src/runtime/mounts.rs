@@ -45,6 +45,26 @@ pub trait Mounter: Send + Sync + 'static {
     fn mount_overlay(&self, overlay: &Overlay) -> io::Result<()>;
     /// Unmounts `target` if something is mounted there; not mounted is fine.
     fn unmount(&self, target: &Path) -> io::Result<()>;
+    /// Mounts a tmpfs on `target` (created if missing) unless one is there
+    /// already; `size` in bytes, `None` for the kernel's default.
+    fn mount_tmpfs(&self, target: &Path, size: Option<u64>) -> io::Result<()>;
+    /// Mount points at or under `dir`, deepest first.
+    fn mounts_under(&self, dir: &Path) -> Vec<PathBuf>;
+}
+
+/// Mount points in /proc/self/mountinfo at or under `dir`, deepest first.
+fn mountinfo_under(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<PathBuf> = text
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        // mountinfo escapes spaces and the like as octal (`\040`).
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    out.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    out.dedup();
+    out
 }
 
 /// The real thing, with `mount(2)`.
@@ -72,6 +92,26 @@ impl Mounter for HostMounter {
             Err(e) => Err(e.into()),
         }
     }
+
+    fn mount_tmpfs(&self, target: &Path, size: Option<u64>) -> io::Result<()> {
+        std::fs::create_dir_all(target)?;
+        if mountinfo_under(target).iter().any(|m| m == target) {
+            return Ok(());
+        }
+        let data = size.map(|s| format!("size={s}"));
+        nix::mount::mount(
+            Some("tmpfs"),
+            target,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            data.as_deref(),
+        )
+        .map_err(|e| io::Error::other(format!("mount tmpfs on {}: {e}", target.display())))
+    }
+
+    fn mounts_under(&self, dir: &Path) -> Vec<PathBuf> {
+        mountinfo_under(dir)
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +133,26 @@ pub(crate) mod fake {
         fn unmount(&self, target: &Path) -> io::Result<()> {
             self.mounted.lock().unwrap().retain(|t| t != target);
             Ok(())
+        }
+        fn mount_tmpfs(&self, target: &Path, _size: Option<u64>) -> io::Result<()> {
+            std::fs::create_dir_all(target)?;
+            let mut m = self.mounted.lock().unwrap();
+            if !m.iter().any(|t| t == target) {
+                m.push(target.to_owned());
+            }
+            Ok(())
+        }
+        fn mounts_under(&self, dir: &Path) -> Vec<PathBuf> {
+            let mut v: Vec<PathBuf> = self
+                .mounted
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|t| t.starts_with(dir))
+                .cloned()
+                .collect();
+            v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+            v
         }
     }
 }

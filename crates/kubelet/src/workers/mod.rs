@@ -6,6 +6,7 @@ mod backoff;
 mod events;
 mod inputs;
 mod status;
+mod volumes;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -39,6 +40,8 @@ pub(crate) struct Shared {
     pub runtime: Arc<dyn Runtime>,
     pub events: events::Recorder,
     pub machine: crate::node::Machine,
+    /// Mounts for volumes (tmpfs for secrets and memory-backed emptyDirs).
+    pub mounter: Arc<dyn crate::runtime::Mounter>,
 }
 
 /// Runs the pods bound to this node until the watch ends.
@@ -47,9 +50,11 @@ pub(crate) async fn run(
     opts: Arc<KubeletOptions>,
     runtime: Arc<dyn Runtime>,
     machine: crate::node::Machine,
+    mounter: Arc<dyn crate::runtime::Mounter>,
 ) -> Result<()> {
     let shared = Arc::new(Shared {
         machine,
+        mounter,
         events: events::Recorder::new(client.clone(), &opts.node_name),
         client: client.clone(),
         opts: opts.clone(),

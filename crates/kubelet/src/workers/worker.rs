@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::events::Kind;
 use super::status::{ContainerView, PodView, pod_status, time};
-use super::{Msg, Shared, backoff, inputs};
+use super::{Msg, Shared, backoff, inputs, volumes};
 use crate::pods::config::{ConfigContext, ObjectLookup, container_config, sandbox_config};
 use crate::runtime::{ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError};
 
@@ -33,6 +33,8 @@ pub(super) struct Worker {
     /// Why a container is not running, by name, until it runs.
     waiting: HashMap<String, (String, String)>,
     failed: Option<(String, String)>,
+    /// Host paths of the pod's volumes, once set up.
+    volumes: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
 /// What a sync asks for next.
@@ -60,6 +62,7 @@ impl Worker {
             start_time,
             waiting: HashMap::new(),
             failed: None,
+            volumes: None,
         }
     }
 
@@ -162,6 +165,19 @@ impl Worker {
                 }
             }
         };
+        if self.volumes.is_none() && !terminal {
+            match volumes::set_up(&self.shared, &self.pod).await {
+                Ok(v) => self.volumes = Some(v),
+                Err(message) => {
+                    self.shared
+                        .events
+                        .emit(&self.pod, None, Kind::Warning, "FailedMount", message);
+                    let statuses = rt.list_containers(Some(&sandbox.id)).await?;
+                    self.report(Some(&sandbox), &statuses).await;
+                    return Ok(Next::After(Some(RETRY)));
+                }
+            }
+        }
         let spec = self.pod.spec.clone().unwrap_or_default();
         let mut wake: Option<Duration> = None;
         let mut soonest = |d: Duration| wake = Some(wake.map_or(d, |w: Duration| w.min(d)));
@@ -240,7 +256,7 @@ impl Worker {
             machine_ephemeral_storage: m.ephemeral_storage_bytes as i64,
             attempt,
             log_path,
-            volumes: Default::default(),
+            volumes: self.volumes.clone().unwrap_or_default(),
             hosts_file: Some(dir.join("etc-hosts")),
             termination_log: None,
             seccomp_root: opts.root_dir.join("seccomp"),
@@ -572,6 +588,11 @@ impl Worker {
             self.uid
         ));
         let _ = std::fs::remove_dir_all(logs);
+        volumes::tear_down(&self.shared, &self.uid).map_err(|source| RuntimeError::Host {
+            action: format!("tearing down the volumes of pod {}", self.key()),
+            source,
+        })?;
+        self.volumes = None;
         let _ = std::fs::remove_dir_all(inputs::pod_dir(&self.shared.opts.root_dir, &self.uid));
         if !self.gone {
             let pods: Api<Pod> = Api::namespaced(
