@@ -387,7 +387,7 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["sh", "-c", "cat /shared/seed /etc/cfg/app.conf /etc/creds/password /etc/info/labels /etc/sub/app.conf; echo; grep -c . /var/run/token/token; sleep 3600"]
+    command: ["sh", "-c", "cat /shared/seed /etc/cfg/app.conf /etc/creds/password /etc/info/labels /etc/sub/app.conf; echo; grep -c . /var/run/token/token; while true; do echo \"conf $(cat /etc/cfg/app.conf)\"; sleep 0.5; done"]
     volumeMounts:
     - {{name: shared, mountPath: /shared}}
     - {{name: cfg, mountPath: /etc/cfg, readOnly: true}}

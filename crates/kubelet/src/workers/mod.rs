@@ -31,6 +31,8 @@ pub(crate) enum Msg {
     Gone,
     /// One of its containers exited.
     Wake,
+    /// A ConfigMap or Secret its volumes show changed.
+    VolumesChanged,
 }
 
 /// What every worker shares.
@@ -132,8 +134,8 @@ fn dispatch(
         return;
     }
     let (tx, rx) = mpsc::unbounded_channel();
+    let worker = worker::Worker::new(shared.clone(), pod, tx.downgrade());
     workers.insert(uid, tx);
-    let worker = worker::Worker::new(shared.clone(), pod);
     tasks.spawn(worker.run(rx));
 }
 

@@ -34,7 +34,49 @@ pub(crate) fn volumes_dir(shared: &Shared, uid: &str) -> PathBuf {
     super::inputs::pod_dir(&shared.opts.root_dir, uid).join("volumes")
 }
 
-/// Sets up every volume of the pod; returns each volume's host path.
+/// The ConfigMaps and Secrets the pod's volumes show, whose changes must
+/// reach its running containers.
+pub(crate) fn sources(pod: &Pod) -> (Vec<String>, Vec<String>) {
+    let (mut cms, mut secrets) = (Vec::new(), Vec::new());
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        if let Some(c) = &v.config_map {
+            cms.push(c.name.clone());
+        }
+        if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.clone()) {
+            secrets.push(name);
+        }
+        for source in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(c) = &source.config_map {
+                cms.push(c.name.clone());
+            }
+            if let Some(s) = &source.secret {
+                secrets.push(s.name.clone());
+            }
+        }
+    }
+    cms.sort();
+    cms.dedup();
+    secrets.sort();
+    secrets.dedup();
+    (cms, secrets)
+}
+
+/// When the pod's volumes must be written again: bound tokens are refreshed
+/// at 80% of their lifetime, as the kubelet does.
+pub(crate) fn refresh_after(pod: &Pod) -> Option<std::time::Duration> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .filter_map(|s| s.service_account_token.as_ref())
+        .map(|t| t.expiration_seconds.unwrap_or(3607).max(600) as u64 * 8 / 10)
+        .min()
+        .map(std::time::Duration::from_secs)
+}
+
+/// Sets up every volume of the pod; returns each volume's host path. Run again
+/// on an existing pod, it rewrites the files of configMap, secret, downwardAPI
+/// and projected volumes in place.
 pub(crate) async fn set_up(
     shared: &Shared,
     pod: &Pod,

@@ -35,6 +35,49 @@ pub(super) struct Worker {
     failed: Option<(String, String)>,
     /// Host paths of the pod's volumes, once set up.
     volumes: Option<std::collections::BTreeMap<String, PathBuf>>,
+    /// When the volumes are written again (bound token refresh).
+    volumes_refresh: Option<tokio::time::Instant>,
+    /// Watches of the ConfigMaps and Secrets the volumes show; aborted on drop.
+    source_watches: Vec<AbortOnDrop>,
+    /// This worker's own queue, for those watches.
+    tx: mpsc::WeakUnboundedSender<Msg>,
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Watches one object and tells the worker when it changes (after the first
+/// listing; a relist after a broken watch counts as a change, as one may
+/// have been missed).
+fn watch_source<K>(api: Api<K>, name: &str, tx: mpsc::WeakUnboundedSender<Msg>) -> AbortOnDrop
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::WatchStreamExt;
+    use kube::runtime::watcher::{self, Event};
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    AbortOnDrop(tokio::spawn(async move {
+        let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+        let mut listed = false;
+        while let Some(ev) = stream.next().await {
+            let changed = match ev {
+                Ok(Event::InitDone) => std::mem::replace(&mut listed, true),
+                Ok(Event::Apply(_) | Event::Delete(_)) => listed,
+                _ => false,
+            };
+            if changed {
+                let Some(tx) = tx.upgrade() else { return };
+                let _ = tx.send(Msg::VolumesChanged);
+            }
+        }
+    }))
 }
 
 /// What a sync asks for next.
@@ -46,7 +89,7 @@ enum Next {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, pod: Arc<Pod>) -> Self {
+    pub fn new(shared: Arc<Shared>, pod: Arc<Pod>, tx: mpsc::WeakUnboundedSender<Msg>) -> Self {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let start_time = pod
             .status
@@ -63,6 +106,9 @@ impl Worker {
             waiting: HashMap::new(),
             failed: None,
             volumes: None,
+            volumes_refresh: None,
+            source_watches: Vec::new(),
+            tx,
         }
     }
 
@@ -101,6 +147,7 @@ impl Worker {
             Msg::Update(p) => self.pod = p,
             Msg::Gone => self.gone = true,
             Msg::Wake => {}
+            Msg::VolumesChanged => self.volumes = None,
         }
     }
 
@@ -165,9 +212,22 @@ impl Worker {
                 }
             }
         };
+        if self
+            .volumes_refresh
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            self.volumes = None;
+        }
         if self.volumes.is_none() && !terminal {
             match volumes::set_up(&self.shared, &self.pod).await {
-                Ok(v) => self.volumes = Some(v),
+                Ok(v) => {
+                    self.volumes = Some(v);
+                    self.volumes_refresh =
+                        volumes::refresh_after(&self.pod).map(|d| tokio::time::Instant::now() + d);
+                    if self.source_watches.is_empty() {
+                        self.watch_sources();
+                    }
+                }
                 Err(message) => {
                     self.shared
                         .events
@@ -231,9 +291,29 @@ impl Worker {
                 }
             }
         }
+        if let Some(at) = self.volumes_refresh {
+            soonest(at.saturating_duration_since(tokio::time::Instant::now()));
+        }
         let statuses = rt.list_containers(Some(&sandbox.id)).await?;
         self.report(Some(&sandbox), &statuses).await;
         Ok(Next::After(wake))
+    }
+
+    fn watch_sources(&mut self) {
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let (cms, secrets) = volumes::sources(&self.pod);
+        let client = &self.shared.client;
+        for name in cms {
+            let api: Api<k8s_openapi::api::core::v1::ConfigMap> =
+                Api::namespaced(client.clone(), &ns);
+            self.source_watches
+                .push(watch_source(api, &name, self.tx.clone()));
+        }
+        for name in secrets {
+            let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+            self.source_watches
+                .push(watch_source(api, &name, self.tx.clone()));
+        }
     }
 
     fn context<'a>(
@@ -588,6 +668,7 @@ impl Worker {
             self.uid
         ));
         let _ = std::fs::remove_dir_all(logs);
+        self.source_watches.clear();
         volumes::tear_down(&self.shared, &self.uid).map_err(|source| RuntimeError::Host {
             action: format!("tearing down the volumes of pod {}", self.key()),
             source,
