@@ -450,3 +450,97 @@ spec:
     );
     assert!(host_dir.join("file").exists(), "hostPath data stays");
 }
+
+const PROBED: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: healthy}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe: {httpGet: {path: /index.html, port: http}, periodSeconds: 1}
+    livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never-ready}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sleep", "3600"]
+    readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: unhealthy}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sleep", "3600"]
+    livenessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1, failureThreshold: 2}
+"#;
+
+#[test]
+fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    let node = Node::start("e2e-probe", &[]);
+    let c = node.cluster();
+    c.ok_in(None, &["apply", "-f", "-"], Some(PROBED));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/healthy",
+        "--timeout=60s",
+    ]);
+    node.wait_for(
+        "the unhealthy container to be restarted",
+        Duration::from_secs(60),
+        || {
+            pod(&node, "unhealthy")["status"]["containerStatuses"][0]["restartCount"]
+                .as_u64()
+                .is_some_and(|n| n >= 1)
+        },
+    );
+    let never = pod(&node, "never-ready");
+    assert_eq!(never["status"]["phase"], "Running");
+    assert_eq!(never["status"]["containerStatuses"][0]["ready"], false);
+    assert_eq!(never["status"]["containerStatuses"][0]["started"], true);
+    let ready = never["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(ready["status"], "False", "{ready}");
+    let healthy = pod(&node, "healthy");
+    assert_eq!(healthy["status"]["containerStatuses"][0]["restartCount"], 0);
+    let events = c.ok(&["get", "events", "-o", "json"]);
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let has = |reason: &str, obj: &str, text: &str| {
+        events["items"].as_array().unwrap().iter().any(|e| {
+            e["reason"] == reason
+                && e["involvedObject"]["name"] == obj
+                && e["message"].as_str().unwrap_or_default().contains(text)
+        })
+    };
+    assert!(
+        has("Unhealthy", "unhealthy", "Liveness probe failed"),
+        "{events}"
+    );
+    assert!(
+        has("Killing", "unhealthy", "failed liveness probe"),
+        "{events}"
+    );
+    assert!(
+        has("Unhealthy", "never-ready", "Readiness probe failed"),
+        "{events}"
+    );
+}

@@ -4,7 +4,9 @@
 
 mod backoff;
 mod events;
+mod handlers;
 mod inputs;
+mod probes;
 mod status;
 mod volumes;
 mod worker;
@@ -33,6 +35,8 @@ pub(crate) enum Msg {
     Wake,
     /// A ConfigMap or Secret its volumes show changed.
     VolumesChanged,
+    /// A probe's result changed.
+    Probe(probes::ProbeResult),
 }
 
 /// What every worker shares.

@@ -42,6 +42,19 @@ pub(crate) struct ContainerView {
     /// `ErrImageNeverPull`, …) with a message; overrides a finished `current`.
     pub waiting: Option<(String, String)>,
     pub restart_count: u32,
+    /// What the probes say, when the container has them: readiness (false
+    /// until its first success) and startup. `None`: running is enough.
+    pub probed_ready: Option<bool>,
+    pub probed_started: Option<bool>,
+}
+
+impl ContainerView {
+    fn ready(&self) -> bool {
+        is_running(self) && self.probed_started != Some(false) && self.probed_ready != Some(false)
+    }
+    fn started(&self) -> bool {
+        is_running(self) && self.probed_started != Some(false)
+    }
 }
 
 /// Everything the status is computed from.
@@ -124,13 +137,12 @@ fn container_status(c: &ContainerView, default_waiting: &str) -> Value {
     } else {
         c.previous.as_ref().and_then(terminated)
     };
-    let running = is_running(c);
     let mut s = json!({
         "name": c.name,
         "image": c.image,
         "imageID": c.current.as_ref().map(|s| s.image_id.clone()).unwrap_or_default(),
-        "ready": running,
-        "started": running,
+        "ready": c.ready(),
+        "started": c.started(),
         "restartCount": c.restart_count,
         "state": state,
         "lastState": last.map(|t| json!({"terminated": t})).unwrap_or(json!({})),
@@ -215,8 +227,9 @@ pub(crate) fn pod_status(pod: &Pod, view: &PodView, now: SystemTime) -> Value {
         .unwrap_or_default();
     let phase = phase(view, policy);
     let initialized = view.init.iter().all(exited_ok);
-    let ready =
-        phase == "Running" && view.containers.iter().all(is_running) && !view.containers.is_empty();
+    let ready = phase == "Running"
+        && view.containers.iter().all(ContainerView::ready)
+        && !view.containers.is_empty();
     let (ready_reason, init_reason) = (
         if initialized {
             "ContainersNotReady"
@@ -417,6 +430,24 @@ mod tests {
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["conditions"][4]["status"], "False");
         assert_eq!(s["conditions"][4]["reason"], "ContainersNotReady");
+    }
+
+    #[test]
+    fn readiness_probes_gate_ready() {
+        let mut v = view(Some(status(
+            "x",
+            ContainerState::Running { started_at: at(1) },
+        )));
+        v.containers[0].probed_ready = Some(false);
+        let s = pod_status(&pod("Always"), &v, at(3));
+        assert_eq!(s["containerStatuses"][0]["ready"], false);
+        assert_eq!(s["containerStatuses"][0]["started"], true);
+        assert_eq!(s["conditions"][4]["status"], "False");
+        v.containers[0].probed_ready = Some(true);
+        v.containers[0].probed_started = Some(false);
+        let s = pod_status(&pod("Always"), &v, at(3));
+        assert_eq!(s["containerStatuses"][0]["started"], false);
+        assert_eq!(s["containerStatuses"][0]["ready"], false);
     }
 
     #[test]

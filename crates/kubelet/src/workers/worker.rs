@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::events::Kind;
+use super::probes::{self, ProbeKind, ProbeResult, Probing};
 use super::status::{ContainerView, PodView, pod_status, time};
 use super::{Msg, Shared, backoff, inputs, volumes};
 use crate::pods::config::{ConfigContext, ObjectLookup, container_config, sandbox_config};
@@ -41,6 +42,12 @@ pub(super) struct Worker {
     source_watches: Vec<AbortOnDrop>,
     /// This worker's own queue, for those watches.
     tx: mpsc::WeakUnboundedSender<Msg>,
+    /// Probing of each running container that has probes, by container name.
+    probing: HashMap<String, Probing>,
+    /// (ready, started) as the probes last said, by container ID.
+    probed: HashMap<String, (Option<bool>, Option<bool>)>,
+    /// Containers whose liveness or startup probe failed: (ID, name, probe).
+    to_kill: Vec<(String, String, &'static str)>,
 }
 
 /// A task that ends with its owner.
@@ -109,6 +116,9 @@ impl Worker {
             volumes_refresh: None,
             source_watches: Vec::new(),
             tx,
+            probing: HashMap::new(),
+            probed: HashMap::new(),
+            to_kill: Vec::new(),
         }
     }
 
@@ -148,6 +158,7 @@ impl Worker {
             Msg::Gone => self.gone = true,
             Msg::Wake => {}
             Msg::VolumesChanged => self.volumes = None,
+            Msg::Probe(r) => self.probe_result(r),
         }
     }
 
@@ -294,9 +305,100 @@ impl Worker {
         if let Some(at) = self.volumes_refresh {
             soonest(at.saturating_duration_since(tokio::time::Instant::now()));
         }
+        for (id, name, probe) in std::mem::take(&mut self.to_kill) {
+            self.shared.events.emit(
+                &self.pod,
+                Some(&name),
+                Kind::Normal,
+                "Killing",
+                format!("Container {name} failed {probe} probe, will be restarted"),
+            );
+            rt.stop_container(&id, Duration::from_secs(self.grace_seconds()))
+                .await?;
+        }
         let statuses = rt.list_containers(Some(&sandbox.id)).await?;
+        self.probe_running(&sandbox, &statuses);
         self.report(Some(&sandbox), &statuses).await;
         Ok(Next::After(wake))
+    }
+
+    /// Starts probes for containers that run with probes and none yet; stops
+    /// those of containers that no longer run.
+    fn probe_running(&mut self, sandbox: &PodSandboxStatus, statuses: &[ContainerStatus]) {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let pod_ip = sandbox.ip.unwrap_or(self.shared.opts.node_ip);
+        let mut live = std::collections::HashSet::new();
+        for c in spec.containers.iter().filter(|c| probes::has_probes(c)) {
+            let Some(running) = statuses
+                .iter()
+                .filter(|s| s.name == c.name)
+                .max_by_key(|s| s.attempt)
+                .filter(|s| matches!(s.state, ContainerState::Running { .. }))
+            else {
+                continue;
+            };
+            live.insert(c.name.clone());
+            if self
+                .probing
+                .get(&c.name)
+                .is_some_and(|p| p.id == running.id)
+            {
+                continue;
+            }
+            self.probed.insert(
+                running.id.clone(),
+                (
+                    c.readiness_probe.as_ref().map(|_| false),
+                    c.startup_probe.as_ref().map(|_| false),
+                ),
+            );
+            let probing = probes::start(c.clone(), running.id.clone(), pod_ip, self.tx.clone());
+            self.probing.insert(c.name.clone(), probing);
+        }
+        self.probing.retain(|name, _| live.contains(name));
+        let ids: std::collections::HashSet<&String> =
+            self.probing.values().map(|p| &p.id).collect();
+        self.probed.retain(|id, _| ids.contains(id));
+    }
+
+    fn probe_result(&mut self, r: ProbeResult) {
+        if self.probing.get(&r.container).is_none_or(|p| p.id != r.id) {
+            return;
+        }
+        let state = self.probed.entry(r.id.clone()).or_default();
+        match (r.kind, r.ok) {
+            (ProbeKind::Readiness, ok) => state.0 = Some(ok),
+            (ProbeKind::Startup, true) => state.1 = Some(true),
+            (ProbeKind::Liveness | ProbeKind::Startup, false) => {
+                self.to_kill.push((
+                    r.id.clone(),
+                    r.container.clone(),
+                    match r.kind {
+                        ProbeKind::Liveness => "liveness",
+                        _ => "startup",
+                    },
+                ));
+            }
+            (ProbeKind::Liveness, true) => {}
+        }
+        if !r.ok {
+            self.shared.events.emit(
+                &self.pod,
+                Some(&r.container),
+                Kind::Warning,
+                "Unhealthy",
+                format!("{} probe failed: {}", r.kind.name(), r.message),
+            );
+        }
+    }
+
+    fn grace_seconds(&self) -> u64 {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30)
+            .max(0) as u64
     }
 
     fn watch_sources(&mut self) {
@@ -572,6 +674,14 @@ impl Worker {
                 previous: attempts.get(1).map(|s| (*s).clone()),
                 waiting: self.waiting.get(&c.name).cloned(),
                 restart_count: attempts.first().map_or(0, |s| s.attempt),
+                probed_ready: attempts
+                    .first()
+                    .and_then(|s| self.probed.get(&s.id))
+                    .and_then(|p| p.0),
+                probed_started: attempts
+                    .first()
+                    .and_then(|s| self.probed.get(&s.id))
+                    .and_then(|p| p.1),
             }
         };
         let start_time = self

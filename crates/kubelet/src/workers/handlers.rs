@@ -1,0 +1,182 @@
+//! The actions of probes and lifecycle hooks, as the kubelet runs them:
+//! `httpGet` (a 2xx or 3xx answer succeeds), `tcpSocket` (a connection
+//! succeeds) and `sleep`. `exec` and `grpc` are not run yet: such a probe or
+//! hook reports that it is unsupported, and the pod shows it.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, TCPSocketAction};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// What an action found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    Failure(String),
+}
+
+/// A named or numbered port of the container.
+fn port(container: &Container, port: &IntOrString) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
+        IntOrString::String(name) => container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .ok_or_else(|| format!("couldn't find port {name:?} in the container")),
+    }
+}
+
+pub(crate) async fn http_get(
+    container: &Container,
+    pod_ip: IpAddr,
+    action: &HTTPGetAction,
+    timeout: Duration,
+) -> Outcome {
+    let port = match port(container, &action.port) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failure(e),
+    };
+    if action.scheme.as_deref() == Some("HTTPS") {
+        return Outcome::Failure("HTTPS probes are not supported yet".into());
+    }
+    let host: IpAddr = match action.host.as_deref().filter(|h| !h.is_empty()) {
+        Some(h) => match h.parse() {
+            Ok(ip) => ip,
+            Err(_) => return Outcome::Failure(format!("host {h:?} is not an IP address")),
+        },
+        None => pod_ip,
+    };
+    let path = action.path.clone().unwrap_or_else(|| "/".into());
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
+    let url = format!("http://{}{path}", std::net::SocketAddr::new(host, port));
+    let get = async {
+        let stream = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("Get {url:?}: dial tcp: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("Get {url:?}: {e}"))?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::get(&path)
+            .header("host", format!("{host}:{port}"))
+            .header("user-agent", "kube-probe/1.33")
+            .header("accept", "*/*");
+        for h in action.http_headers.iter().flatten() {
+            req = req.header(h.name.as_str(), h.value.as_str());
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("Get {url:?}: {e}"))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("Get {url:?}: {e}"))?;
+        let status = resp.status();
+        // Read (and drop) at most a little of the body, as the kubelet does.
+        let _ = tokio::time::timeout(Duration::from_millis(100), resp.into_body().collect()).await;
+        Ok::<_, String>(status)
+    };
+    match tokio::time::timeout(timeout, get).await {
+        Err(_) => Outcome::Failure(format!(
+            "Get {url:?}: context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+        )),
+        Ok(Err(e)) => Outcome::Failure(e),
+        Ok(Ok(s)) if s.is_success() || s.is_redirection() => Outcome::Success,
+        Ok(Ok(s)) => Outcome::Failure(format!("HTTP probe failed with statuscode: {}", s.as_u16())),
+    }
+}
+
+pub(crate) async fn tcp_socket(
+    container: &Container,
+    pod_ip: IpAddr,
+    action: &TCPSocketAction,
+    timeout: Duration,
+) -> Outcome {
+    let port = match port(container, &action.port) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failure(e),
+    };
+    let host: IpAddr = action
+        .host
+        .as_deref()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(pod_ip);
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
+        Ok(Ok(_)) => Outcome::Success,
+        Ok(Err(e)) => Outcome::Failure(format!("dial tcp {host}:{port}: {e}")),
+        Err(_) => Outcome::Failure(format!("dial tcp {host}:{port}: i/o timeout")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn container() -> Container {
+        serde_json::from_value(
+            json!({"name": "c", "ports": [{"name": "web", "containerPort": 8080}]}),
+        )
+        .unwrap()
+    }
+
+    /// A one-shot HTTP server answering `status`.
+    async fn serve(status: u16) -> u16 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn http_probes_succeed_on_2xx_and_3xx_only() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        for (status, ok) in [(200, true), (302, true), (404, false), (500, false)] {
+            let port = serve(status).await;
+            let action: HTTPGetAction =
+                serde_json::from_value(json!({"path": "/healthz", "port": port})).unwrap();
+            let out = http_get(&container(), lo, &action, Duration::from_secs(2)).await;
+            assert_eq!(out == Outcome::Success, ok, "{status}: {out:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_probes_and_named_ports() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let port = serve(200).await;
+        let action: TCPSocketAction = serde_json::from_value(json!({"port": port})).unwrap();
+        assert_eq!(
+            tcp_socket(&container(), lo, &action, Duration::from_secs(1)).await,
+            Outcome::Success
+        );
+        let closed: TCPSocketAction = serde_json::from_value(json!({"port": 1})).unwrap();
+        assert!(matches!(
+            tcp_socket(&container(), lo, &closed, Duration::from_secs(1)).await,
+            Outcome::Failure(_)
+        ));
+        assert_eq!(port_of_name(), Ok(8080));
+    }
+
+    fn port_of_name() -> Result<u16, String> {
+        port(&container(), &IntOrString::String("web".into()))
+    }
+}
