@@ -544,3 +544,97 @@ fn probes_gate_readiness_and_restart_unhealthy_containers() {
         "{events}"
     );
 }
+
+#[test]
+fn hooks_deadlines_and_sidecars() {
+    let node = Node::start("e2e-life", &[]);
+    let c = node.cluster();
+    let recorder = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: recorder}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/prestop && exec httpd -f -vv -p 8080 -h /www"]
+"#;
+    c.ok_in(None, &["apply", "-f", "-"], Some(recorder));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/recorder",
+        "--timeout=60s",
+    ]);
+    let recorder_ip = pod(&node, "recorder")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pods = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: busybox
+    command: ["sleep", "3600"]
+    lifecycle:
+      postStart: {{sleep: {{seconds: 1}}}}
+      preStop: {{httpGet: {{host: "{recorder_ip}", port: 8080, path: /prestop}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: deadline}}
+spec:
+  terminationGracePeriodSeconds: 1
+  activeDeadlineSeconds: 3
+  containers:
+  - {{name: main, image: busybox, command: ["sleep", "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: sidecar}}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - {{name: helper, image: busybox, restartPolicy: Always, command: ["sleep", "3600"]}}
+  - {{name: setup, image: busybox, command: ["true"]}}
+  containers:
+  - {{name: main, image: busybox, command: ["sleep", "3600"]}}
+"#
+    );
+    c.ok_in(None, &["apply", "-f", "-"], Some(&pods));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hooked",
+        "pod/sidecar",
+        "--timeout=60s",
+    ]);
+    let sidecar = pod(&node, "sidecar");
+    let inits = &sidecar["status"]["initContainerStatuses"];
+    assert!(inits[0]["state"]["running"].is_object(), "{inits}");
+    assert_eq!(inits[1]["state"]["terminated"]["exitCode"], 0, "{inits}");
+
+    node.wait_for(
+        "the deadline to fail the pod",
+        Duration::from_secs(30),
+        || pod(&node, "deadline")["status"]["phase"] == "Failed",
+    );
+    assert_eq!(
+        pod(&node, "deadline")["status"]["reason"],
+        "DeadlineExceeded"
+    );
+
+    let rec = pod(&node, "recorder");
+    c.ok(&["delete", "pod", "hooked", "--timeout=60s"]);
+    node.wait_for(
+        "the preStop request at the recorder",
+        Duration::from_secs(10),
+        || log_of(&node, &rec, "httpd").contains("/prestop"),
+    );
+}

@@ -119,6 +119,30 @@ pub(crate) async fn tcp_socket(
     }
 }
 
+/// Runs a lifecycle hook handler (postStart or preStop) within `limit`.
+pub(crate) async fn hook(
+    container: &Container,
+    pod_ip: IpAddr,
+    handler: &k8s_openapi::api::core::v1::LifecycleHandler,
+    limit: Duration,
+) -> Outcome {
+    if let Some(a) = &handler.http_get {
+        return http_get(container, pod_ip, a, limit).await;
+    }
+    if let Some(a) = &handler.tcp_socket {
+        return tcp_socket(container, pod_ip, a, limit).await;
+    }
+    if let Some(s) = &handler.sleep {
+        let d = Duration::from_secs(s.seconds.max(0) as u64).min(limit);
+        tokio::time::sleep(d).await;
+        return Outcome::Success;
+    }
+    if handler.exec.is_some() {
+        return Outcome::Failure("exec hooks are not supported by this node yet".into());
+    }
+    Outcome::Failure("the hook names no action".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

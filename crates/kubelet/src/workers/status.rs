@@ -46,6 +46,8 @@ pub(crate) struct ContainerView {
     /// until its first success) and startup. `None`: running is enough.
     pub probed_ready: Option<bool>,
     pub probed_started: Option<bool>,
+    /// An init container with restartPolicy Always: done once it runs.
+    pub sidecar: bool,
 }
 
 impl ContainerView {
@@ -96,6 +98,15 @@ fn terminated(c: &ContainerStatus) -> Option<Value> {
         }
         _ => None,
     }
+}
+
+/// An init container that has done its part: exited 0, or a sidecar that
+/// has started.
+fn init_done(c: &ContainerView) -> bool {
+    if c.sidecar {
+        return c.started();
+    }
+    exited_ok(c)
 }
 
 fn exited_ok(c: &ContainerView) -> bool {
@@ -158,7 +169,7 @@ fn phase(view: &PodView, restart_policy: &str) -> &'static str {
     if view.failed.is_some() {
         return "Failed";
     }
-    if view.init.iter().any(|c| !exited_ok(c)) {
+    if view.init.iter().any(|c| !init_done(c)) {
         return "Pending";
     }
     let (mut running, mut waiting, mut stopped, mut succeeded) = (0, 0, 0, 0);
@@ -226,7 +237,7 @@ pub(crate) fn pod_status(pod: &Pod, view: &PodView, now: SystemTime) -> Value {
         })
         .unwrap_or_default();
     let phase = phase(view, policy);
-    let initialized = view.init.iter().all(exited_ok);
+    let initialized = view.init.iter().all(init_done);
     let ready = phase == "Running"
         && view.containers.iter().all(ContainerView::ready)
         && !view.containers.is_empty();

@@ -16,9 +16,14 @@ use tokio::sync::mpsc;
 use super::events::Kind;
 use super::probes::{self, ProbeKind, ProbeResult, Probing};
 use super::status::{ContainerView, PodView, pod_status, time};
-use super::{Msg, Shared, backoff, inputs, volumes};
+use super::{Msg, Shared, backoff, handlers, inputs, volumes};
 use crate::pods::config::{ConfigContext, ObjectLookup, container_config, sandbox_config};
 use crate::runtime::{ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError};
+
+/// An init container that runs beside the others (Kubernetes' sidecars).
+fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
 
 /// How long to wait before retrying a step that failed (sandbox, create).
 const RETRY: Duration = Duration::from_secs(10);
@@ -223,6 +228,34 @@ impl Worker {
                 }
             }
         };
+        let mut deadline_wake = None;
+        if let Some(left) = self.deadline_left() {
+            if left.is_zero() && self.failed.is_none() {
+                self.failed = Some((
+                    "DeadlineExceeded".into(),
+                    "Pod was active on the node longer than the specified deadline".into(),
+                ));
+                self.shared.events.emit(
+                    &self.pod,
+                    None,
+                    Kind::Normal,
+                    "DeadlineExceeded",
+                    "Pod was active on the node longer than the specified deadline".into(),
+                );
+                for c in rt.list_containers(Some(&sandbox.id)).await? {
+                    if matches!(c.state, ContainerState::Running { .. }) {
+                        rt.stop_container(&c.id, Duration::from_secs(self.grace_seconds()))
+                            .await?;
+                    }
+                }
+                let statuses = rt.list_containers(Some(&sandbox.id)).await?;
+                self.report(Some(&sandbox), &statuses).await;
+                return Ok(Next::After(None));
+            }
+            if !left.is_zero() {
+                deadline_wake = Some(left);
+            }
+        }
         if self
             .volumes_refresh
             .is_some_and(|at| at <= tokio::time::Instant::now())
@@ -252,11 +285,41 @@ impl Worker {
         let spec = self.pod.spec.clone().unwrap_or_default();
         let mut wake: Option<Duration> = None;
         let mut soonest = |d: Duration| wake = Some(wake.map_or(d, |w: Duration| w.min(d)));
+        if let Some(d) = deadline_wake {
+            soonest(d);
+        }
 
-        // Init containers, one at a time and in order.
+        // Init containers, one at a time and in order. A sidecar (an init
+        // container with restartPolicy Always) counts as done once it runs,
+        // and is restarted whenever it exits.
         let mut init_done = true;
         for c in spec.init_containers.iter().flatten() {
             let latest = self.latest(&sandbox, &c.name).await?;
+            if is_sidecar(c) {
+                match latest.as_ref().map(|s| &s.state) {
+                    Some(ContainerState::Running { .. }) => continue,
+                    None => {
+                        if let Some(d) = self.start(&sandbox, c, 0).await? {
+                            soonest(d);
+                        }
+                    }
+                    Some(ContainerState::Exited { .. }) => {
+                        if let Some(d) = self.restart(&sandbox, c, latest.as_ref()).await? {
+                            soonest(d);
+                        }
+                    }
+                    Some(_) => {}
+                }
+                if self
+                    .latest(&sandbox, &c.name)
+                    .await?
+                    .is_some_and(|s| matches!(s.state, ContainerState::Running { .. }))
+                {
+                    continue;
+                }
+                init_done = false;
+                break;
+            }
             match latest.as_ref().map(|s| &s.state) {
                 Some(ContainerState::Exited { exit_code: 0, .. }) => continue,
                 Some(ContainerState::Exited { exit_code, .. }) if self.policy() == "Never" => {
@@ -390,6 +453,23 @@ impl Worker {
                 format!("{} probe failed: {}", r.kind.name(), r.message),
             );
         }
+    }
+
+    /// Time left before `activeDeadlineSeconds` (counted from the pod's
+    /// start time) runs out; `None` without a deadline.
+    fn deadline_left(&mut self) -> Option<Duration> {
+        let secs = self.pod.spec.as_ref()?.active_deadline_seconds?;
+        let start = self
+            .start_time
+            .get_or_insert_with(|| time(SystemTime::now()))
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .ok()?;
+        let deadline = SystemTime::from(start) + Duration::from_secs(secs.max(0) as u64);
+        Some(
+            deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        )
     }
 
     fn grace_seconds(&self) -> u64 {
@@ -657,6 +737,23 @@ impl Worker {
             "Started",
             format!("Started container {}", c.name),
         );
+        // postStart runs before the container counts as started; when it
+        // fails the container is killed (and restarted by its policy).
+        if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            let pod_ip = sandbox.ip.unwrap_or(self.shared.opts.node_ip);
+            let limit = Duration::from_secs(self.grace_seconds().max(30));
+            if let handlers::Outcome::Failure(message) = handlers::hook(c, pod_ip, h, limit).await {
+                self.shared.events.emit(
+                    &self.pod,
+                    Some(&c.name),
+                    Kind::Warning,
+                    "FailedPostStartHook",
+                    format!("PostStartHook failed: {message}"),
+                );
+                rt.stop_container(&id, Duration::from_secs(self.grace_seconds()))
+                    .await?;
+            }
+        }
         Ok(None)
     }
 
@@ -682,6 +779,7 @@ impl Worker {
                     .first()
                     .and_then(|s| self.probed.get(&s.id))
                     .and_then(|p| p.1),
+                sidecar: is_sidecar(c),
             }
         };
         let start_time = self
@@ -754,6 +852,8 @@ impl Worker {
                 .into_iter()
                 .filter(|c| matches!(c.state, ContainerState::Running { .. }))
                 .collect();
+            let spec = self.pod.spec.clone().unwrap_or_default();
+            let pod_ip = s.ip.unwrap_or(self.shared.opts.node_ip);
             let stops = running.iter().map(|c| {
                 self.shared.events.emit(
                     &self.pod,
@@ -762,7 +862,36 @@ impl Worker {
                     "Killing",
                     format!("Stopping container {}", c.name),
                 );
-                rt.stop_container(&c.id, Duration::from_secs(grace))
+                let container = spec
+                    .containers
+                    .iter()
+                    .chain(spec.init_containers.iter().flatten())
+                    .find(|k| k.name == c.name)
+                    .cloned();
+                let rt = rt.clone();
+                let events = self.shared.events.clone();
+                let pod = self.pod.clone();
+                async move {
+                    // preStop runs first, inside the grace period.
+                    let started = tokio::time::Instant::now();
+                    let pre_stop = container
+                        .as_ref()
+                        .and_then(|k| k.lifecycle.as_ref()?.pre_stop.clone().map(|h| (k, h)));
+                    if let Some((k, h)) = pre_stop
+                        && let handlers::Outcome::Failure(message) =
+                            handlers::hook(k, pod_ip, &h, Duration::from_secs(grace)).await
+                    {
+                        events.emit(
+                            &pod,
+                            Some(&k.name),
+                            Kind::Warning,
+                            "FailedPreStopHook",
+                            format!("PreStopHook failed: {message}"),
+                        );
+                    }
+                    let left = Duration::from_secs(grace).saturating_sub(started.elapsed());
+                    rt.stop_container(&c.id, left).await
+                }
             });
             for r in futures::future::join_all(stops).await {
                 r?;
