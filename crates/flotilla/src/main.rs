@@ -55,6 +55,10 @@ struct AgentFlags {
     /// A registry reached over plain HTTP (HOST:PORT); repeatable.
     #[arg(long)]
     insecure_registry: Vec<String>,
+    /// Hard eviction thresholds, as the kubelet's flag:
+    /// `memory.available<100Mi,nodefs.available<10%`.
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    eviction_hard: kubelet::EvictionHard,
 }
 
 #[derive(clap::Args)]
@@ -190,6 +194,7 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         );
         opts.oci_runtime = args.agent.oci_runtime;
         opts.insecure_registries = args.agent.insecure_registry.clone();
+        opts.eviction_hard = args.agent.eviction_hard;
         opts.cluster_dns = vec![args.cluster_dns];
         opts.cluster_cidr = Some(args.cluster_cidr.clone());
         opts.service_cidr = Some(args.service_cidr.clone());

@@ -638,3 +638,69 @@ spec:
         || log_of(&node, &rec, "httpd").contains("/prestop"),
     );
 }
+
+#[test]
+fn memory_pressure_evicts_best_effort_pods_first() {
+    // A threshold no machine meets: the node is under memory pressure at once.
+    let node = Node::start("e2e-evict", &["--eviction-hard", "memory.available<100Ti"]);
+    let c = node.cluster();
+    let pods = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: burstable}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: busybox
+    command: ["sleep", "3600"]
+    # No memory request: allocatable memory is nil under this threshold.
+    resources: {requests: {cpu: 100m}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: best-effort}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox, command: ["sleep", "3600"]}
+"#;
+    c.ok_in(None, &["apply", "-f", "-"], Some(pods));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/burstable",
+        "--timeout=60s",
+    ]);
+    node.wait_for(
+        "the best-effort pod's eviction",
+        Duration::from_secs(60),
+        || pod(&node, "best-effort")["status"]["reason"] == "Evicted",
+    );
+    let evicted = pod(&node, "best-effort");
+    assert_eq!(evicted["status"]["phase"], "Failed");
+    assert!(
+        evicted["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("low on resource: memory"),
+        "{}",
+        evicted["status"]
+    );
+    let b = pod(&node, "burstable");
+    assert_eq!(
+        b["status"]["phase"], "Running",
+        "the Burstable pod goes later: {}",
+        b["status"]
+    );
+    let node_json: Value =
+        serde_json::from_str(&c.ok(&["get", "node", &node.name, "-o", "json"])).unwrap();
+    let pressure = node_json["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "MemoryPressure")
+        .unwrap()
+        .clone();
+    assert_eq!(pressure["status"], "True");
+}

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 pub use error::{Error, Result};
-pub use options::{KubeletOptions, OciRuntimeKind, ServingTls};
+pub use options::{EvictionHard, KubeletOptions, OciRuntimeKind, ServingTls};
 
 use runtime::{
     BridgeNetwork, Host, HostCgroups, HostMounter, HostNamespaces, LocalRuntime, OciCli,

@@ -50,6 +50,58 @@ impl std::fmt::Debug for ServingTls {
     }
 }
 
+/// `--eviction-hard`: below these, the node reports pressure and evicts pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvictionHard {
+    /// `memory.available<100Mi`, in bytes.
+    pub memory_available: u64,
+    /// `nodefs.available<10%`, in percent of the filesystem holding the root dir.
+    pub nodefs_available_percent: u64,
+}
+
+impl Default for EvictionHard {
+    fn default() -> Self {
+        Self {
+            memory_available: 100 << 20,
+            nodefs_available_percent: 10,
+        }
+    }
+}
+
+impl std::str::FromStr for EvictionHard {
+    type Err = String;
+    /// `memory.available<100Mi,nodefs.available<10%` (either may be left out).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = Self::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (signal, value) = part
+                .split_once('<')
+                .ok_or_else(|| format!("{part:?}: expected SIGNAL<QUANTITY"))?;
+            match signal.trim() {
+                "memory.available" => {
+                    let q = apimachinery::quantity::Quantity::parse(value.trim())
+                        .map_err(|e| format!("{part:?}: {e}"))?;
+                    out.memory_available = q.value().max(0) as u64;
+                }
+                "nodefs.available" => {
+                    out.nodefs_available_percent = value
+                        .trim()
+                        .strip_suffix('%')
+                        .and_then(|v| v.parse().ok())
+                        .filter(|v| *v <= 100)
+                        .ok_or_else(|| format!("{part:?}: nodefs.available takes a percentage"))?;
+                }
+                other => {
+                    return Err(format!(
+                        "unknown eviction signal {other:?} (memory.available, nodefs.available)"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KubeletOptions {
     /// `--hostname-override`: the Node's name.
@@ -77,6 +129,8 @@ pub struct KubeletOptions {
     /// allocatable.
     pub system_reserved_cpu_millis: u64,
     pub system_reserved_memory: u64,
+    /// `--eviction-hard`.
+    pub eviction_hard: EvictionHard,
     /// `--max-pods`.
     pub max_pods: u32,
     /// Registries reached over plain HTTP (`--insecure-registry HOST:PORT`).
@@ -111,6 +165,7 @@ impl KubeletOptions {
             system_reserved_cpu_millis: 100,
             system_reserved_memory: 256 << 20,
             max_pods: 110,
+            eviction_hard: EvictionHard::default(),
             insecure_registries: Vec::new(),
             shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("flotilla")),
             cluster_cidr: None,
@@ -118,5 +173,22 @@ impl KubeletOptions {
             port: 10250,
             tls: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_thresholds_parse_as_the_kubelet_flag() {
+        let e: EvictionHard = "memory.available<1Gi, nodefs.available<15%"
+            .parse()
+            .unwrap();
+        assert_eq!(e.memory_available, 1 << 30);
+        assert_eq!(e.nodefs_available_percent, 15);
+        assert_eq!("".parse::<EvictionHard>().unwrap(), EvictionHard::default());
+        assert!("memory.available>1".parse::<EvictionHard>().is_err());
+        assert!("pid.available<5%".parse::<EvictionHard>().is_err());
     }
 }

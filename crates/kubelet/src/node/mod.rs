@@ -14,7 +14,8 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::watch;
 
-pub(crate) use machine::Machine;
+pub(crate) use machine::{Machine, Usage};
+pub(crate) use status::short_of;
 
 use crate::images::ImageStore;
 use crate::{Error, KubeletOptions, Result};

@@ -16,10 +16,6 @@ use crate::images::Image;
 /// The Kubernetes version this agent speaks for (as the API server's /version).
 pub(crate) const KUBELET_VERSION: &str = "v1.33.0";
 
-/// The kubelet's default hard eviction threshold for memory.
-const EVICTION_MEMORY: u64 = 100 << 20;
-/// ... and for the node's filesystem: 10% free.
-const EVICTION_NODEFS_PERCENT: u64 = 10;
 /// Node status lists at most this many images, as the kubelet does.
 const MAX_IMAGES: usize = 50;
 
@@ -93,7 +89,7 @@ fn fixed_status(opts: &KubeletOptions, machine: &Machine) -> Value {
     let allocatable_memory = machine
         .memory_bytes
         .saturating_sub(opts.system_reserved_memory)
-        .saturating_sub(EVICTION_MEMORY);
+        .saturating_sub(opts.eviction_hard.memory_available);
     json!({
         "capacity": resources(
             machine.cpu_millis,
@@ -104,7 +100,8 @@ fn fixed_status(opts: &KubeletOptions, machine: &Machine) -> Value {
         "allocatable": resources(
             machine.cpu_millis.saturating_sub(opts.system_reserved_cpu_millis),
             allocatable_memory,
-            machine.ephemeral_storage_bytes / 100 * (100 - EVICTION_NODEFS_PERCENT),
+            machine.ephemeral_storage_bytes / 100
+                * (100 - opts.eviction_hard.nodefs_available_percent),
             opts.max_pods,
         ),
         "addresses": [
@@ -136,7 +133,19 @@ struct Condition {
     message: String,
 }
 
-fn conditions(usage: &Usage, network_ready: bool) -> Vec<Condition> {
+/// Which resources are short, by the hard eviction thresholds.
+pub(crate) fn short_of(usage: &Usage, hard: &crate::options::EvictionHard) -> (bool, bool) {
+    let memory = usage.memory_available < hard.memory_available;
+    let disk = usage.disk_total > 0
+        && usage.disk_available * 100 < usage.disk_total * hard.nodefs_available_percent;
+    (memory, disk)
+}
+
+fn conditions(
+    usage: &Usage,
+    hard: &crate::options::EvictionHard,
+    network_ready: bool,
+) -> Vec<Condition> {
     let pressure = |kind, on: bool, yes, no, what: &str| Condition {
         kind,
         status: if on { "True" } else { "False" },
@@ -147,12 +156,11 @@ fn conditions(usage: &Usage, network_ready: bool) -> Vec<Condition> {
             format!("kubelet has sufficient {what} available")
         },
     };
-    let disk_low = usage.disk_total > 0
-        && usage.disk_available * 100 < usage.disk_total * EVICTION_NODEFS_PERCENT;
+    let (memory_low, disk_low) = short_of(usage, hard);
     vec![
         pressure(
             "MemoryPressure",
-            usage.memory_available < EVICTION_MEMORY,
+            memory_low,
             "KubeletHasInsufficientMemory",
             "KubeletHasSufficientMemory",
             "memory",
@@ -221,7 +229,7 @@ impl Reporter {
     /// The status patch to send now, if any.
     pub fn next_patch(&mut self, network_ready: bool, images: &[Image]) -> Option<Value> {
         let usage = Usage::read(&self.opts.root_dir);
-        let conds = conditions(&usage, network_ready);
+        let conds = conditions(&usage, &self.opts.eviction_hard, network_ready);
         let mut imgs: Vec<(Vec<String>, u64)> =
             images.iter().map(|i| (i.names.clone(), i.size)).collect();
         imgs.sort_by_key(|i| std::cmp::Reverse(i.1));
@@ -287,16 +295,16 @@ mod tests {
 
     #[test]
     fn pressure_follows_the_eviction_thresholds() {
-        let ok = conditions(&usage(1 << 30, 500), true);
+        let ok = conditions(&usage(1 << 30, 500), &Default::default(), true);
         assert!(
             ok.iter()
                 .all(|c| (c.kind == "Ready") == (c.status == "True"))
         );
-        let low = conditions(&usage(50 << 20, 50), true);
+        let low = conditions(&usage(50 << 20, 50), &Default::default(), true);
         let status = |k| low.iter().find(|c| c.kind == k).unwrap().status;
         assert_eq!(status("MemoryPressure"), "True");
         assert_eq!(status("DiskPressure"), "True");
-        let not_ready = conditions(&usage(1 << 30, 500), false);
+        let not_ready = conditions(&usage(1 << 30, 500), &Default::default(), false);
         assert_eq!(not_ready[3].status, "False");
         assert!(not_ready[3].message.contains("NetworkReady=false"));
     }

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod events;
+mod eviction;
 mod handlers;
 mod inputs;
 mod probes;
@@ -37,6 +38,8 @@ pub(crate) enum Msg {
     VolumesChanged,
     /// A probe's result changed.
     Probe(probes::ProbeResult),
+    /// The node is short of a resource: stop the pod and fail it.
+    Evict(String),
 }
 
 /// What every worker shares.
@@ -73,8 +76,34 @@ pub(crate) async fn run(
     let mut workers: HashMap<String, mpsc::UnboundedSender<Msg>> = HashMap::new();
     let mut tasks: JoinSet<String> = JoinSet::new();
     let mut listed: Option<HashSet<String>> = None;
+    // The pods as last seen, for choosing whom to evict.
+    let mut bound: HashMap<String, Arc<Pod>> = HashMap::new();
+    let mut evicted: HashSet<String> = HashSet::new();
+    let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(10));
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = housekeeping.tick() => {
+                let usage = crate::node::Usage::read(&opts.root_dir);
+                let (memory, disk) = crate::node::short_of(&usage, &opts.eviction_hard);
+                let resource = match (memory, disk) {
+                    (true, _) => "memory",
+                    (_, true) => "ephemeral-storage",
+                    _ => continue,
+                };
+                let victim = eviction::rank(
+                    bound.values().filter(|p| !evicted.contains(p.metadata.uid.as_deref().unwrap_or_default())).map(|p| p.as_ref()),
+                )
+                .first()
+                .and_then(|p| p.metadata.uid.clone());
+                if let Some(uid) = victim
+                    && let Some(tx) = workers.get(&uid)
+                {
+                    tracing::warn!(%resource, pod = %uid, "node under pressure: evicting a pod");
+                    let _ = tx.send(Msg::Evict(eviction::message(resource)));
+                    evicted.insert(uid);
+                }
+            }
             event = stream.next() => {
                 let Some(event) = event else { return Ok(()) };
                 match event {
@@ -83,10 +112,18 @@ pub(crate) async fn run(
                         if let (Some(seen), Some(uid)) = (listed.as_mut(), pod.metadata.uid.clone()) {
                             seen.insert(uid);
                         }
+                        remember(&mut bound, &pod);
                         dispatch(&shared, &mut workers, &mut tasks, pod);
                     }
-                    Ok(Event::Apply(pod)) => dispatch(&shared, &mut workers, &mut tasks, pod),
+                    Ok(Event::Apply(pod)) => {
+                        remember(&mut bound, &pod);
+                        dispatch(&shared, &mut workers, &mut tasks, pod);
+                    }
                     Ok(Event::Delete(pod)) => {
+                        if let Some(uid) = &pod.metadata.uid {
+                            bound.remove(uid);
+                            evicted.remove(uid);
+                        }
                         if let Some(tx) = pod.metadata.uid.as_ref().and_then(|u| workers.get(u)) {
                             let _ = tx.send(Msg::Gone);
                         }
@@ -116,9 +153,17 @@ pub(crate) async fn run(
             Some(done) = tasks.join_next() => {
                 if let Ok(uid) = done {
                     workers.remove(&uid);
+                    bound.remove(&uid);
+                    evicted.remove(&uid);
                 }
             }
         }
+    }
+}
+
+fn remember(bound: &mut HashMap<String, Arc<Pod>>, pod: &Pod) {
+    if let Some(uid) = &pod.metadata.uid {
+        bound.insert(uid.clone(), Arc::new(pod.clone()));
     }
 }
 

@@ -164,6 +164,18 @@ impl Worker {
             Msg::Wake => {}
             Msg::VolumesChanged => self.volumes = None,
             Msg::Probe(r) => self.probe_result(r),
+            Msg::Evict(message) => {
+                if self.failed.is_none() {
+                    self.shared.events.emit(
+                        &self.pod,
+                        None,
+                        Kind::Warning,
+                        "Evicted",
+                        message.clone(),
+                    );
+                    self.failed = Some(("Evicted".into(), message));
+                }
+            }
         }
     }
 
@@ -255,6 +267,17 @@ impl Worker {
             if !left.is_zero() {
                 deadline_wake = Some(left);
             }
+        }
+        // A failed pod (evicted, past its deadline, failed init) runs nothing.
+        if self.failed.is_some() {
+            for c in rt.list_containers(Some(&sandbox.id)).await? {
+                if matches!(c.state, ContainerState::Running { .. }) {
+                    rt.stop_container(&c.id, Duration::ZERO).await?;
+                }
+            }
+            let statuses = rt.list_containers(Some(&sandbox.id)).await?;
+            self.report(Some(&sandbox), &statuses).await;
+            return Ok(Next::After(None));
         }
         if self
             .volumes_refresh
