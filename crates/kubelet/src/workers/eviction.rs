@@ -84,7 +84,7 @@ mod tests {
         let mut done = pod("done", json!({}), 0, "2026-01-01T00:00:00Z");
         done.status.as_mut().unwrap().phase = Some("Succeeded".into());
         let all = [&guaranteed, &burstable, &old, &new, &important, &done];
-        let order: Vec<&str> = rank(all.into_iter())
+        let order: Vec<&str> = rank(all)
             .iter()
             .map(|p| p.metadata.name.as_deref().unwrap())
             .collect();
