@@ -208,7 +208,8 @@ async fn exec_over_websocket(
     m.extend_from_slice(status.to_string().as_bytes());
     let _ = out_tx.send(Message::Binary(m.into()));
     let _ = v5;
-    let _ = out_tx.send(Message::Close(None));
+    // kubectl reads a normal closure as the end of every channel.
+    let _ = out_tx.send(normal_close());
     drop(out_tx);
     let _ = writer.await;
     reader.abort();
@@ -419,6 +420,15 @@ async fn attach_output(
         (o.close)();
     }
     success()
+}
+
+pub(super) fn normal_close() -> Message {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
 }
 
 fn success() -> Value {

@@ -125,7 +125,7 @@ pub fn tunnel(ws: WebSocket) -> DuplexStream {
         loop {
             match pipe_r.read(&mut buf).await {
                 Ok(0) | Err(_) => {
-                    let _ = sink.send(Message::Close(None)).await;
+                    let _ = sink.send(super::streams::normal_close()).await;
                     return;
                 }
                 Ok(n) => {
