@@ -61,9 +61,12 @@ impl StreamOptions {
     }
 }
 
+/// Sends bytes on one channel; false once the client is gone.
+type Write = Box<dyn Fn(&[u8]) -> bool + Send + Sync>;
+
 /// One output channel towards the client.
 struct Output {
-    write: Box<dyn Fn(&[u8]) -> bool + Send + Sync>,
+    write: Write,
     close: Box<dyn Fn() + Send + Sync>,
 }
 

@@ -143,11 +143,7 @@ pub fn tunnel(ws: WebSocket) -> DuplexStream {
     tokio::spawn(async move {
         while let Some(Ok(msg)) = stream.next().await {
             match msg {
-                Message::Binary(b) => {
-                    if pipe_w.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
+                Message::Binary(b) if pipe_w.write_all(&b).await.is_err() => break,
                 Message::Close(_) => break,
                 _ => {}
             }
