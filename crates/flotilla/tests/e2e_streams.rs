@@ -82,6 +82,7 @@ fn logs_exec_port_forward_attach_and_cp_reach_the_node_agent() {
         exec(&node, minor);
         port_forward(&node, minor);
         cp(&node, minor);
+        attach(&node, minor);
     }
     previous_logs(&node);
 }
@@ -247,6 +248,33 @@ fn port_forward(node: &Node, minor: u32) {
             tail(&node.cluster().log(), 30)
         );
     }
+}
+
+fn attach(node: &Node, minor: u32) {
+    let name = format!("ticker-{minor}");
+    let manifest = format!(
+        r#"{{"apiVersion":"v1","kind":"Pod","metadata":{{"name":"{name}"}},
+        "spec":{{"restartPolicy":"Never","terminationGracePeriodSeconds":1,"containers":[{{"name":"main","image":"busybox",
+        "command":["sh","-c","sleep 3; echo tick-1; echo tock >&2; sleep 1; echo tick-2; sleep 1"]}}]}}}}"#
+    );
+    node.cluster()
+        .ok_in(None, &["apply", "-f", "-"], Some(&manifest));
+    node.cluster().ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("pod/{name}"),
+        "--timeout=60s",
+    ]);
+    let out = kubectl(node, minor, &["attach", &name], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("tick-1\n") && stdout.contains("tick-2\n"),
+        "kubectl 1.{minor} attach: {out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tock"),
+        "{out:?}"
+    );
 }
 
 fn cp(node: &Node, minor: u32) {
