@@ -11,6 +11,7 @@ pub(crate) mod error;
 pub(crate) mod keys;
 pub(crate) mod kubeconfig;
 pub(crate) mod metrics;
+pub(crate) mod node_proxy;
 pub(crate) mod nonresource;
 pub mod openapi;
 pub mod pki;

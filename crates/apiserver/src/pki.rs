@@ -183,6 +183,37 @@ impl Pki {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// Issues a serving certificate for a node agent's endpoint, for its IP
+    /// addresses and DNS names, valid for a year, with a fresh key. Returns
+    /// PEM `(certificate, private key)`.
+    pub fn issue_serving_cert(
+        &self,
+        common_name: &str,
+        ips: &[IpAddr],
+        dns: &[&str],
+    ) -> Result<(String, String), PkiError> {
+        let key = new_key()?;
+        let mut params = leaf_params(subject(common_name, &[])?)?;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let mut sans: Vec<SanType> = ips.iter().map(|ip| SanType::IpAddress(*ip)).collect();
+        for name in dns {
+            sans.push(SanType::DnsName((*name).to_string().try_into().map_err(
+                cert_err(format!("subject alternative name {name:?}")),
+            )?));
+        }
+        params.subject_alt_names = sans;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(cert_err(format!(
+                "signing a serving certificate for {common_name:?}"
+            )))?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
     /// A rustls configuration serving the API server's certificate, offering h2
     /// and HTTP/1.1, and asking for (but not requiring) a client certificate
     /// issued by the cluster CA.

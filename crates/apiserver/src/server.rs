@@ -49,6 +49,8 @@ pub struct Server {
     pub store: Arc<dyn Store>,
     pub metrics: Metrics,
     pub server_url: String,
+    /// TLS towards node agents, with the kubelet client certificate.
+    kubelet_tls: OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 /// A started server: where it listens, and the task serving it.
@@ -190,6 +192,7 @@ impl Server {
             store: store.clone(),
             metrics: Metrics::default(),
             server_url,
+            kubelet_tls: OnceLock::new(),
         });
 
         let bg = server.clone();
@@ -291,6 +294,12 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             )
             .into_response();
         };
+        if crate::node_proxy::handles(&info) {
+            if let Err(e) = crate::node_proxy::authorize_upgrade(&srv, &user, &info, &path) {
+                return e.into_response();
+            }
+            return crate::node_proxy::serve(&srv, api, &info, parts).await;
+        }
         if !info.is_resource_request {
             return crate::nonresource::serve(
                 &srv.metrics,
@@ -328,6 +337,15 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
 }
 
 impl Server {
+    /// The TLS client configuration for node agents (made once).
+    pub fn kubelet_client_tls(&self) -> Result<Arc<rustls::ClientConfig>, ApiError> {
+        if let Some(c) = self.kubelet_tls.get() {
+            return Ok(c.clone());
+        }
+        let c = crate::node_proxy::client_tls(&self.pki)?;
+        Ok(self.kubelet_tls.get_or_init(|| c).clone())
+    }
+
     /// Writes a kubeconfig for a component that runs beside the API server with its
     /// own identity (`system:kube-scheduler`, ...), signed by the cluster CA, and
     /// returns its path (DATA_DIR/cred/FILE).

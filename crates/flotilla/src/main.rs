@@ -192,6 +192,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
             args.node_ip.unwrap_or_else(default_node_ip),
             args.data_dir.join("agent"),
         );
+        // The agent's HTTPS endpoint: a serving certificate for its node IP
+        // and name; clients (the API server) must hold a cluster CA certificate.
+        let (cert_pem, key_pem) =
+            running
+                .server
+                .pki
+                .issue_serving_cert(&node_name, &[opts.node_ip], &[&node_name])?;
+        opts.tls = Some(kubelet::ServingTls {
+            cert_pem,
+            key_pem,
+            client_ca_pem: running.server.pki.ca_pem().to_string(),
+        });
         opts.oci_runtime = args.agent.oci_runtime;
         opts.insecure_registries = args.agent.insecure_registry.clone();
         opts.eviction_hard = args.agent.eviction_hard;

@@ -23,6 +23,7 @@ mod node;
 mod options;
 pub mod pods;
 pub mod runtime;
+mod server;
 mod workers;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 
 pub use error::{Error, Result};
 pub use options::{EvictionHard, KubeletOptions, OciRuntimeKind, ServingTls};
+pub use server::KUBELET_CLIENT_USER;
 
 use runtime::{
     BridgeNetwork, Host, HostCgroups, HostMounter, HostNamespaces, LocalRuntime, OciCli,
@@ -92,8 +94,18 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
         host,
     )?);
     let _ = network_ready.send(true);
+    let endpoint = async {
+        match &opts.tls {
+            Some(tls) => {
+                let addr = std::net::SocketAddr::new(opts.node_ip, opts.port);
+                server::serve(addr, tls, runtime.clone()).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
-        r = workers::run(client, opts, runtime, machine, mounter) => r,
+        r = workers::run(client, opts.clone(), runtime.clone(), machine, mounter) => r,
+        r = endpoint => r,
         r = heartbeat => r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
     }
 }

@@ -108,7 +108,7 @@ fn fixed_status(opts: &KubeletOptions, machine: &Machine) -> Value {
             {"type": "InternalIP", "address": opts.node_ip.to_string()},
             {"type": "Hostname", "address": opts.node_name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": opts.port}},
         "nodeInfo": {
             "machineID": read_trimmed("/etc/machine-id"),
             "systemUUID": read_trimmed("/sys/class/dmi/id/product_uuid"),

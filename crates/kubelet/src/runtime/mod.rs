@@ -92,4 +92,22 @@ pub trait Runtime: Send + Sync + 'static {
     ) -> RuntimeResult<Vec<ContainerStatus>>;
     /// IDs of containers as they exit (CRI's container events).
     fn container_events(&self) -> tokio::sync::broadcast::Receiver<String>;
+
+    /// Starts `request.cmd` in the running container (CRI `Exec`).
+    async fn exec(&self, id: &str, _request: &ExecRequest) -> RuntimeResult<ExecProcess> {
+        Err(unsupported("exec", id))
+    }
+    /// A TCP connection to `port` on the sandbox's loopback, from inside its
+    /// network namespace (CRI `PortForward`).
+    async fn port_forward(&self, id: &str, _port: u16) -> RuntimeResult<tokio::net::TcpStream> {
+        Err(unsupported("port-forward", id))
+    }
+}
+
+fn unsupported(action: &str, id: &str) -> RuntimeError {
+    RuntimeError::Oci {
+        runtime: "runtime",
+        action: action.into(),
+        message: format!("not supported by this runtime ({id})"),
+    }
 }

@@ -38,6 +38,11 @@ pub trait OciRuntime: Send + Sync + 'static {
     async fn delete(&self, id: &str) -> RuntimeResult<()>;
     /// `None` when the runtime does not know the container.
     async fn state(&self, id: &str) -> RuntimeResult<Option<OciState>>;
+    /// The command that runs `cmd` in the running container `id` with the
+    /// command's own stdio (`runc exec`); `None` when this runtime cannot.
+    fn exec_command(&self, _id: &str, _cmd: &[String]) -> Option<tokio::process::Command> {
+        None
+    }
 }
 
 /// `runc`/`crun` run as commands, with their state under the agent's root.
@@ -167,6 +172,16 @@ impl OciRuntime for OciCli {
             status: v["status"].as_str().unwrap_or("unknown").to_owned(),
             pid: v["pid"].as_i64().unwrap_or(0) as i32,
         }))
+    }
+
+    fn exec_command(&self, id: &str, cmd: &[String]) -> Option<tokio::process::Command> {
+        let mut c = tokio::process::Command::new(self.binary);
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("exec")
+            .arg(id)
+            .args(cmd);
+        Some(c)
     }
 }
 

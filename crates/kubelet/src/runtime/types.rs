@@ -170,3 +170,30 @@ pub struct ContainerStatus {
     pub created_at: SystemTime,
     pub log_path: PathBuf,
 }
+
+/// CRI `ExecRequest`: a command run in a running container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    /// Run it on a terminal: stdout carries stderr too, and it can be resized.
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// Rows and columns of an exec's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    pub width: u16,
+    pub height: u16,
+}
+
+/// A running exec: its streams, a way to resize its terminal, its exit code.
+pub struct ExecProcess {
+    pub stdin: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    pub stdout: Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    pub stderr: Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    /// Present for a terminal.
+    pub resize: Option<tokio::sync::mpsc::UnboundedSender<TerminalSize>>,
+    /// The exit code (128 + signal for a killed process).
+    pub exit: std::pin::Pin<Box<dyn std::future::Future<Output = i32> + Send>>,
+}

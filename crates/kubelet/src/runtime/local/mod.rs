@@ -11,6 +11,7 @@
 //! ```
 
 mod container;
+mod exec;
 mod records;
 mod sandbox;
 
@@ -201,6 +202,14 @@ impl Runtime for LocalRuntime {
 
     fn container_events(&self) -> broadcast::Receiver<String> {
         self.exits.subscribe()
+    }
+
+    async fn exec(&self, id: &str, request: &ExecRequest) -> RuntimeResult<ExecProcess> {
+        self.exec_in(id, request).await
+    }
+
+    async fn port_forward(&self, id: &str, port: u16) -> RuntimeResult<tokio::net::TcpStream> {
+        self.connect_in(id, port).await
     }
 }
 
