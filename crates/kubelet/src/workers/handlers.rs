@@ -1,7 +1,7 @@
 //! The actions of probes and lifecycle hooks, as the kubelet runs them:
 //! `httpGet` (a 2xx or 3xx answer succeeds), `tcpSocket` (a connection
-//! succeeds) and `sleep`. `exec` and `grpc` are not run yet: such a probe or
-//! hook reports that it is unsupported, and the pod shows it.
+//! succeeds), `exec` (exit code 0 succeeds) and `sleep`. `grpc` is not run
+//! yet: such a probe reports that it is unsupported, and the pod shows it.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -119,13 +119,62 @@ pub(crate) async fn tcp_socket(
     }
 }
 
+/// Runs `cmd` in the container; exit code 0 succeeds. Output (the first
+/// 10 KiB, as the kubelet keeps) goes into the failure message.
+pub(crate) async fn exec(
+    runtime: &dyn crate::runtime::Runtime,
+    container_id: &str,
+    cmd: &[String],
+    timeout: Duration,
+) -> Outcome {
+    use tokio::io::AsyncReadExt;
+    let request = crate::runtime::ExecRequest {
+        cmd: cmd.to_vec(),
+        tty: false,
+        stdin: false,
+    };
+    let run = async {
+        let mut process = runtime
+            .exec(container_id, &request)
+            .await
+            .map_err(|e| format!("exec {cmd:?}: {e}"))?;
+        let mut output = Vec::new();
+        let read = async |stream: Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>| {
+            let mut buf = Vec::new();
+            if let Some(s) = stream {
+                let _ = s.take(10 * 1024).read_to_end(&mut buf).await;
+            }
+            buf
+        };
+        let (out, err) = tokio::join!(read(process.stdout.take()), read(process.stderr.take()));
+        output.extend(out);
+        output.extend(err);
+        let code = process.exit.await;
+        Ok::<_, String>((code, String::from_utf8_lossy(&output).trim().to_owned()))
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Err(_) => Outcome::Failure(format!("command {cmd:?} timed out after {timeout:?}")),
+        Ok(Err(e)) => Outcome::Failure(e),
+        Ok(Ok((0, _))) => Outcome::Success,
+        Ok(Ok((code, output))) => Outcome::Failure(format!(
+            "command {cmd:?} exited with {code}: {output}"
+        )),
+    }
+}
+
 /// Runs a lifecycle hook handler (postStart or preStop) within `limit`.
 pub(crate) async fn hook(
+    runtime: &dyn crate::runtime::Runtime,
+    container_id: &str,
     container: &Container,
     pod_ip: IpAddr,
     handler: &k8s_openapi::api::core::v1::LifecycleHandler,
     limit: Duration,
 ) -> Outcome {
+    if let Some(e) = &handler.exec {
+        let cmd = e.command.clone().unwrap_or_default();
+        return exec(runtime, container_id, &cmd, limit).await;
+    }
     if let Some(a) = &handler.http_get {
         return http_get(container, pod_ip, a, limit).await;
     }
@@ -136,9 +185,6 @@ pub(crate) async fn hook(
         let d = Duration::from_secs(s.seconds.max(0) as u64).min(limit);
         tokio::time::sleep(d).await;
         return Outcome::Success;
-    }
-    if handler.exec.is_some() {
-        return Outcome::Failure("exec hooks are not supported by this node yet".into());
     }
     Outcome::Failure("the hook names no action".into())
 }

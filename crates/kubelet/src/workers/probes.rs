@@ -13,7 +13,17 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, Probe};
 use tokio::sync::mpsc;
 
+use std::sync::Arc;
+
 use super::Msg;
+use crate::runtime::Runtime;
+
+/// Where probes go: the container run (for exec) and the pod's address.
+struct Target {
+    runtime: Arc<dyn Runtime>,
+    id: String,
+    pod_ip: IpAddr,
+}
 use super::handlers::{self, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +73,18 @@ pub(crate) fn has_probes(c: &Container) -> bool {
 
 /// Starts probing a running container.
 pub(crate) fn start(
+    runtime: Arc<dyn Runtime>,
     container: Container,
     id: String,
     pod_ip: IpAddr,
     tx: mpsc::WeakUnboundedSender<Msg>,
 ) -> Probing {
     let run_id = id.clone();
+    let target = Target {
+        runtime,
+        id: id.clone(),
+        pod_ip,
+    };
     let task = tokio::spawn(async move {
         let report = |kind, ok, message: String| {
             if let Some(tx) = tx.upgrade() {
@@ -82,18 +98,18 @@ pub(crate) fn start(
             }
         };
         if let Some(p) = &container.startup_probe
-            && !run(&container, pod_ip, p, ProbeKind::Startup, &report).await
+            && !run(&container, &target, p, ProbeKind::Startup, &report).await
         {
             return;
         }
         let live = async {
             if let Some(p) = &container.liveness_probe {
-                run(&container, pod_ip, p, ProbeKind::Liveness, &report).await;
+                run(&container, &target, p, ProbeKind::Liveness, &report).await;
             }
         };
         let ready = async {
             if let Some(p) = &container.readiness_probe {
-                run(&container, pod_ip, p, ProbeKind::Readiness, &report).await;
+                run(&container, &target, p, ProbeKind::Readiness, &report).await;
             }
         };
         tokio::join!(live, ready);
@@ -105,7 +121,7 @@ pub(crate) fn start(
 /// startup return `false` once they failed; readiness runs until aborted.
 async fn run(
     c: &Container,
-    pod_ip: IpAddr,
+    target: &Target,
     p: &Probe,
     kind: ProbeKind,
     report: &impl Fn(ProbeKind, bool, String),
@@ -123,7 +139,7 @@ async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match probe_once(c, pod_ip, p, timeout).await {
+        match probe_once(c, target, p, timeout).await {
             Outcome::Success => {
                 failures = 0;
                 successes += 1;
@@ -150,15 +166,16 @@ async fn run(
     }
 }
 
-async fn probe_once(c: &Container, pod_ip: IpAddr, p: &Probe, timeout: Duration) -> Outcome {
+async fn probe_once(c: &Container, target: &Target, p: &Probe, timeout: Duration) -> Outcome {
     if let Some(a) = &p.http_get {
-        return handlers::http_get(c, pod_ip, a, timeout).await;
+        return handlers::http_get(c, target.pod_ip, a, timeout).await;
     }
     if let Some(a) = &p.tcp_socket {
-        return handlers::tcp_socket(c, pod_ip, a, timeout).await;
+        return handlers::tcp_socket(c, target.pod_ip, a, timeout).await;
     }
-    if p.exec.is_some() {
-        return Outcome::Failure("exec probes are not supported by this node yet".into());
+    if let Some(e) = &p.exec {
+        let cmd = e.command.clone().unwrap_or_default();
+        return handlers::exec(target.runtime.as_ref(), &target.id, &cmd, timeout).await;
     }
     if p.grpc.is_some() {
         return Outcome::Failure("grpc probes are not supported by this node yet".into());

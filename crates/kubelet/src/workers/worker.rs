@@ -438,7 +438,13 @@ impl Worker {
                     c.startup_probe.as_ref().map(|_| false),
                 ),
             );
-            let probing = probes::start(c.clone(), running.id.clone(), pod_ip, self.tx.clone());
+            let probing = probes::start(
+                self.shared.runtime.clone(),
+                c.clone(),
+                running.id.clone(),
+                pod_ip,
+                self.tx.clone(),
+            );
             self.probing.insert(c.name.clone(), probing);
         }
         self.probing.retain(|name, _| live.contains(name));
@@ -765,7 +771,9 @@ impl Worker {
         if let Some(h) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let pod_ip = sandbox.ip.unwrap_or(self.shared.opts.node_ip);
             let limit = Duration::from_secs(self.grace_seconds().max(30));
-            if let handlers::Outcome::Failure(message) = handlers::hook(c, pod_ip, h, limit).await {
+            if let handlers::Outcome::Failure(message) =
+                handlers::hook(rt.as_ref(), &id, c, pod_ip, h, limit).await
+            {
                 self.shared.events.emit(
                     &self.pod,
                     Some(&c.name),
@@ -902,7 +910,7 @@ impl Worker {
                         .and_then(|k| k.lifecycle.as_ref()?.pre_stop.clone().map(|h| (k, h)));
                     if let Some((k, h)) = pre_stop
                         && let handlers::Outcome::Failure(message) =
-                            handlers::hook(k, pod_ip, &h, Duration::from_secs(grace)).await
+                            handlers::hook(rt.as_ref(), &c.id, k, pod_ip, &h, Duration::from_secs(grace)).await
                     {
                         events.emit(
                             &pod,
