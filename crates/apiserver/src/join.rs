@@ -33,8 +33,10 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::{JoinToken, ca_hash, join_secret as secret};
 use crate::auth::{UserInfo, groups};
 use crate::error::ApiError;
+use crate::pki::Pki;
 
 /// The cluster CA certificate in PEM, served to anyone (it is public).
 pub const CACERTS_PATH: &str = "/cacerts";
@@ -43,75 +45,6 @@ pub const NODE_CREDENTIALS_PATH: &str = "/v1-flotilla/node-credentials";
 
 /// Largest request body the endpoint reads (two CSRs are well under 2 KiB).
 const MAX_REQUEST_BYTES: usize = 64 << 10;
-
-/// A join token, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JoinToken {
-    /// The SHA-256 of the cluster CA certificate's PEM, lower-case hex, when
-    /// the token is in the secure format.
-    pub ca_hash: Option<String>,
-    /// What the API server compares: the password part, or the whole token.
-    pub secret: String,
-}
-
-impl JoinToken {
-    /// Parses `K10<hash>::<user>:<secret>` or a plain token.
-    pub fn parse(text: &str) -> Result<JoinToken, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("the join token is empty".into());
-        }
-        let Some((hash, _)) = text.strip_prefix("K10").and_then(|r| r.split_once("::")) else {
-            return Ok(JoinToken {
-                ca_hash: None,
-                secret: text.to_string(),
-            });
-        };
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "the join token's CA hash {hash:?} is not a SHA-256 in hex (a token is \
-                 K10<64 hex digits>::server:<secret>, or a plain secret)"
-            ));
-        }
-        let secret = secret(text);
-        if secret.is_empty() {
-            return Err("the join token has an empty secret".into());
-        }
-        Ok(JoinToken {
-            ca_hash: Some(hash.to_ascii_lowercase()),
-            secret: secret.to_string(),
-        })
-    }
-
-    /// The secure form of this token for a cluster with CA `ca_pem`.
-    pub fn secure(&self, ca_pem: &str) -> String {
-        format!("K10{}::server:{}", ca_hash(ca_pem), self.secret)
-    }
-}
-
-/// The secret of a token in either form; infallible, for the authenticator
-/// (a malformed token then simply does not match).
-pub fn secret(token: &str) -> &str {
-    let token = token.trim();
-    match token
-        .strip_prefix("K10")
-        .and_then(|rest| rest.split_once("::"))
-    {
-        Some((_, credentials)) => credentials
-            .split_once(':')
-            .map_or(credentials, |(_, password)| password),
-        None => token,
-    }
-}
-
-/// SHA-256 of the CA certificate exactly as served at [`CACERTS_PATH`], hex.
-pub fn ca_hash(ca_pem: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, ca_pem.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 /// What an agent asks [`NODE_CREDENTIALS_PATH`] for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,12 +70,12 @@ pub struct NodeCredentials {
 }
 
 /// `GET /cacerts`.
-pub fn cacerts(srv: &crate::Server, method: &Method) -> Response {
+pub fn cacerts(pki: &Pki, method: &Method) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return ApiError::MethodNotAllowed(format!("{method} is not allowed on {CACERTS_PATH}"))
             .into_response();
     }
-    let mut r = Response::new(Body::from(srv.pki.ca_pem().to_string()));
+    let mut r = Response::new(Body::from(pki.ca_pem().to_string()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-pem-file"),
@@ -151,19 +84,14 @@ pub fn cacerts(srv: &crate::Server, method: &Method) -> Response {
 }
 
 /// `POST /v1-flotilla/node-credentials` by `user`.
-pub async fn node_credentials(
-    srv: &crate::Server,
-    user: &UserInfo,
-    method: &Method,
-    body: Body,
-) -> Response {
+pub async fn node_credentials(pki: &Pki, user: &UserInfo, method: &Method, body: Body) -> Response {
     if method != Method::POST {
         return ApiError::MethodNotAllowed(format!(
             "{method} is not allowed on {NODE_CREDENTIALS_PATH}"
         ))
         .into_response();
     }
-    match sign(srv, user, body).await {
+    match sign(pki, user, body).await {
         Ok(creds) => match serde_json::to_vec(&creds) {
             Ok(bytes) => {
                 let mut r = Response::new(Body::from(bytes));
@@ -188,11 +116,7 @@ fn may_obtain(user: &UserInfo, node_name: &str) -> bool {
             && user.name.strip_prefix(groups::NODE_USER_PREFIX) == Some(node_name))
 }
 
-async fn sign(
-    srv: &crate::Server,
-    user: &UserInfo,
-    body: Body,
-) -> Result<NodeCredentials, ApiError> {
+async fn sign(pki: &Pki, user: &UserInfo, body: Body) -> Result<NodeCredentials, ApiError> {
     let body = crate::body::read(body, MAX_REQUEST_BYTES).await?;
     let req: NodeCredentialsRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("a node credentials request: {e}")))?;
@@ -214,19 +138,17 @@ async fn sign(
         )));
     }
     let bad = |e: crate::pki::PkiError| ApiError::BadRequest(e.to_string());
-    let client_cert = srv
-        .pki
+    let client_cert = pki
         .sign_node_csr(&req.client_csr, &req.node_name, None)
         .map_err(bad)?;
-    let serving_cert = srv
-        .pki
+    let serving_cert = pki
         .sign_node_csr(&req.serving_csr, &req.node_name, Some(&req.addresses))
         .map_err(bad)?;
     tracing::info!(node = %req.node_name, by = %user.name, "issued node credentials");
     Ok(NodeCredentials {
         client_cert,
         serving_cert,
-        ca: srv.pki.ca_pem().to_string(),
+        ca: pki.ca_pem().to_string(),
     })
 }
 
@@ -234,47 +156,6 @@ async fn sign(
 mod tests {
     use super::*;
     use rcgen::PublicKeyData;
-
-    const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn secure_and_plain_tokens_parse() {
-        let t = JoinToken::parse(&format!("K10{HASH}::server:s3cret\n")).unwrap();
-        assert_eq!(t.ca_hash.as_deref(), Some(HASH));
-        assert_eq!(t.secret, "s3cret");
-        // The tokens servers generated before they wrote the secure form.
-        let plain = JoinToken::parse("K10a1b2c3d4e5f60718293a4b5c6d7e8f9").unwrap();
-        assert_eq!(plain.ca_hash, None);
-        assert_eq!(plain.secret, "K10a1b2c3d4e5f60718293a4b5c6d7e8f9");
-        assert_eq!(JoinToken::parse("hunter2").unwrap().secret, "hunter2");
-        // Without a user part the credentials are the secret.
-        let no_user = JoinToken::parse(&format!("K10{}::pw", HASH.to_uppercase())).unwrap();
-        assert_eq!(no_user.ca_hash.as_deref(), Some(HASH));
-        assert_eq!(no_user.secret, "pw");
-    }
-
-    #[test]
-    fn malformed_tokens_are_refused() {
-        assert!(JoinToken::parse("  ").is_err());
-        assert!(
-            JoinToken::parse("K10abc::server:pw")
-                .unwrap_err()
-                .contains("SHA-256")
-        );
-        assert!(JoinToken::parse(&format!("K10{HASH}::server:")).is_err());
-    }
-
-    #[test]
-    fn secure_form_round_trips_and_matches_the_authenticator() {
-        let ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        let t = JoinToken::parse("plain-secret").unwrap();
-        let secure = t.secure(ca);
-        let back = JoinToken::parse(&secure).unwrap();
-        assert_eq!(back.ca_hash, Some(ca_hash(ca)));
-        assert_eq!(back.secret, "plain-secret");
-        assert_eq!(secret(&secure), "plain-secret");
-        assert_eq!(secret("plain-secret"), "plain-secret");
-    }
 
     #[test]
     fn only_bootstrappers_and_the_node_itself_obtain_credentials() {

@@ -268,7 +268,7 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             return r;
         }
         if path == crate::join::CACERTS_PATH {
-            return crate::join::cacerts(&srv, &parts.method);
+            return crate::join::cacerts(&srv.pki, &parts.method);
         }
         let peer = parts
             .extensions
@@ -296,7 +296,7 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             Err(e) => return e.into_response(),
         };
         if path == crate::join::NODE_CREDENTIALS_PATH {
-            return crate::join::node_credentials(&srv, &user, &parts.method, body).await;
+            return crate::join::node_credentials(&srv.pki, &user, &parts.method, body).await;
         }
         let selected =
             request::selected_name(&info, query.get("fieldSelector").map(String::as_str));

@@ -209,7 +209,7 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// The secret of a k3s-style token: `K10<ca-hash>::<user>:<password>` carries
 /// the password last; a plain token is all secret. Agents may be given either form.
 fn join_secret(token: &str) -> &str {
-    crate::join::secret(token)
+    super::join_secret(token)
 }
 
 fn digest(text: &str) -> [u8; 32] {
