@@ -214,6 +214,43 @@ impl Pki {
         Ok((cert.pem(), key.serialize_pem()))
     }
 
+    /// Signs the public key of the PEM certificate signing request `csr_pem`
+    /// (whose signature proves the requester holds the key) as a node's
+    /// credentials: a client certificate for `system:node:<node_name>` in
+    /// `system:nodes`, and with `serving` a serving certificate for the node's
+    /// name and `addresses` (the agent's port 10250). Whatever subject or
+    /// names the request asks for are ignored: the server decides them.
+    pub fn sign_node_csr(
+        &self,
+        csr_pem: &str,
+        node_name: &str,
+        serving: Option<&[IpAddr]>,
+    ) -> Result<String, PkiError> {
+        let what = || format!("the certificate signing request of node {node_name:?}");
+        let csr =
+            rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(cert_err(what()))?;
+        let user = format!("system:node:{node_name}");
+        let mut params = leaf_params(subject(&user, &["system:nodes"])?)?;
+        match serving {
+            None => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Some(addresses) => {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                let dns = node_name
+                    .to_string()
+                    .try_into()
+                    .map(SanType::DnsName)
+                    .map_err(cert_err(format!("subject alternative name {node_name:?}")))?;
+                params.subject_alt_names = std::iter::once(dns)
+                    .chain(addresses.iter().map(|ip| SanType::IpAddress(*ip)))
+                    .collect();
+            }
+        }
+        let cert = params
+            .signed_by(&csr.public_key, &self.issuer)
+            .map_err(cert_err(what()))?;
+        Ok(cert.pem())
+    }
+
     /// A rustls configuration serving the API server's certificate, offering h2
     /// and HTTP/1.1, and asking for (but not requiring) a client certificate
     /// issued by the cluster CA.
@@ -480,7 +517,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, PkiError> {
 
 /// Writes `data` to `path` with `mode` so that readers see the old file or the
 /// whole new one, never a torn or briefly world-readable one.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), PkiError> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy())

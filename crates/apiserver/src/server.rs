@@ -72,9 +72,31 @@ fn read_or_create_token(dir: &Path, given: Option<&str>) -> anyhow::Result<Strin
             return Ok(t);
         }
     }
-    let token = format!("K10{}", uuid::Uuid::new_v4().simple());
+    // The secret alone; `write_secure_token` adds the CA hash once the CA is known.
+    let token = uuid::Uuid::new_v4().simple().to_string();
     crate::pki::write_atomic(&path, token.as_bytes(), 0o600)?;
     Ok(token)
+}
+
+/// Writes `DIR/token` in k3s's secure form, `K10<CA hash>::server:<secret>`,
+/// which agents verify the server's CA with (see [`crate::join`]). A token
+/// given in that form with another CA's hash is a mistake worth a warning:
+/// agents given it would refuse this server.
+fn write_secure_token(dir: &Path, token: &str, ca_pem: &str) -> anyhow::Result<()> {
+    let parsed =
+        crate::join::JoinToken::parse(token).map_err(|e| anyhow::anyhow!("--token: {e}"))?;
+    let secure = parsed.secure(ca_pem);
+    if parsed
+        .ca_hash
+        .is_some_and(|h| h != crate::join::ca_hash(ca_pem))
+    {
+        tracing::warn!(
+            "the --token names a CA hash other than this cluster's; agents need the token in {}",
+            dir.join("token").display()
+        );
+    }
+    crate::pki::write_atomic(&dir.join("token"), secure.as_bytes(), 0o600)?;
+    Ok(())
 }
 
 /// The cluster CA and token-signing key come from the store when another server
@@ -151,7 +173,11 @@ impl Server {
         }
         sans.dns.push(config.node_name.clone());
         let tls_dir = config.data_dir.join("tls");
-        let pki = load_shared_pki(&*store, &token, &tls_dir, &sans).await?;
+        // Sealed with the secret alone, so that the plain and the secure form
+        // of one token open the cluster secrets alike.
+        let secret = crate::join::secret(&token);
+        let pki = load_shared_pki(&*store, secret, &tls_dir, &sans).await?;
+        write_secure_token(&config.data_dir, &token, pki.ca_pem())?;
         let tls = pki.server_config()?;
 
         let listener =
@@ -244,6 +270,9 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
         if let Some(r) = health(&srv, &path).await {
             return r;
         }
+        if path == crate::join::CACERTS_PATH {
+            return crate::join::cacerts(&srv.pki, &parts.method);
+        }
         let peer = parts
             .extensions
             .get::<PeerCertificate>()
@@ -269,6 +298,9 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             Ok(u) => u,
             Err(e) => return e.into_response(),
         };
+        if path == crate::join::NODE_CREDENTIALS_PATH {
+            return crate::join::node_credentials(&srv.pki, &user, &parts.method, body).await;
+        }
         let selected =
             request::selected_name(&info, query.get("fieldSelector").map(String::as_str));
         let attrs = Attributes {

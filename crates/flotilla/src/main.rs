@@ -1,5 +1,6 @@
 //! `flotilla`: one binary for every role. It only parses flags and wires crates.
 
+mod agent;
 mod bench;
 
 // The control plane allocates many small, short-lived objects (JSON trees, keys)
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run the control plane: API server, scheduler and controller manager.
     Server(ServerArgs),
+    /// Join a cluster as a worker node: `--server https://IP:PORT --token TOKEN`.
+    Agent(agent::AgentArgs),
     /// Measure a component against the Kubernetes SLOs on this machine.
     Bench(bench::BenchArgs),
     /// Manage the node's image store.
@@ -324,6 +327,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => rt.block_on(server(args)),
+        Command::Agent(args) => rt.block_on(agent::run(args)),
         Command::Bench(args) => rt.block_on(bench::run(args)),
         Command::Images(cmd) => images(cmd),
     }

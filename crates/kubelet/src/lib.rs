@@ -43,6 +43,11 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     let opts = Arc::new(opts);
     let root = opts.root_dir.clone();
     std::fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
+    if opts.oci_runtime == OciRuntimeKind::Crun {
+        let cgroup_root = std::path::Path::new("/sys/fs/cgroup");
+        runtime::hugetlb::ensure_v1_hierarchy(cgroup_root)
+            .map_err(Error::io("preparing cgroups for crun under", cgroup_root))?;
+    }
     let machine = node::Machine::read(&root);
     let images = Arc::new(images::ImageStore::open(&root.join("image-store"))?);
     import_dropped_archives(&images, &root.join("images"));

@@ -209,15 +209,7 @@ fn bearer_token(header: &str) -> Option<&str> {
 /// The secret of a k3s-style token: `K10<ca-hash>::<user>:<password>` carries
 /// the password last; a plain token is all secret. Agents may be given either form.
 fn join_secret(token: &str) -> &str {
-    match token
-        .strip_prefix("K10")
-        .and_then(|rest| rest.split_once("::"))
-    {
-        Some((_, credentials)) => credentials
-            .split_once(':')
-            .map_or(credentials, |(_, password)| password),
-        None => token,
-    }
+    super::join_secret(token)
 }
 
 fn digest(text: &str) -> [u8; 32] {

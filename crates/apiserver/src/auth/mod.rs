@@ -5,6 +5,7 @@
 pub(crate) mod authn;
 pub(crate) mod bootstrap;
 pub(crate) mod graph;
+mod join_token;
 mod node;
 pub(crate) mod rbac;
 pub(crate) mod token;
@@ -12,6 +13,7 @@ pub(crate) mod token;
 use std::collections::BTreeMap;
 
 pub use authn::{Authenticator, ServiceAccountCheck};
+pub use join_token::{JoinToken, ca_hash, join_secret};
 pub(crate) use node::{NODE_LEASE_NAMESPACE, node_identity};
 pub use rbac::{Attributes, Authorizer, Decision, RbacSource, forbidden_message};
 pub(crate) use token::{BoundObject, ServiceAccountRef, TokenBinding, VerifiedToken};

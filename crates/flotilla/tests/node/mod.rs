@@ -21,8 +21,77 @@ pub const IMAGE: &str = "docker.io/library/busybox:latest";
 pub struct Node {
     pub cluster: Option<Cluster>,
     pub name: String,
+    /// The node's data dir: its agent keeps everything under `data/agent`.
     pub data: PathBuf,
+    /// A separate `flotilla agent` process, for nodes that joined ([`Node::join`]).
+    pub agent: Option<Agent>,
+    /// The OCI runtime the agent runs containers with (`runc` or `crun`).
+    pub oci: &'static str,
     _tmp: tempfile::TempDir,
+}
+
+/// A `flotilla agent` child process, its standard error in `DATA/agent.log`.
+pub struct Agent {
+    pub child: std::process::Child,
+    pub args: Vec<String>,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    /// Starts `flotilla agent ARGS`, appending its standard error to `log`.
+    pub fn spawn(args: &[String], log: &Path) -> Agent {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the agent log");
+        let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .arg("agent")
+            .args(args)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("spawning flotilla agent");
+        Agent {
+            child,
+            args: args.to_vec(),
+            log: log.to_owned(),
+        }
+    }
+
+    /// Kills the process (by its handle) and waits for it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Moves the calling thread into a network namespace of its own with `lo` up.
+fn own_network_namespace() {
+    must_be_root();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("unshare(CLONE_NEWNET) for the test's own network namespace");
+    run("ip", &["link", "set", "lo", "up"]);
+}
+
+/// Puts the busybox test image where an agent on `data` imports it at start.
+fn drop_busybox_image(data: &Path) {
+    let images = data.join("agent/images");
+    std::fs::create_dir_all(&images).unwrap();
+    testkit::image::busybox_oci_archive(&images.join("busybox.tar"), IMAGE)
+        .expect("building the busybox test image from /bin/busybox (package busybox-static)");
 }
 
 fn must_be_root() {
@@ -36,19 +105,13 @@ fn must_be_root() {
 impl Node {
     /// A node named uniquely for this test; extra server flags in `extra`.
     pub fn start(test: &str, extra: &[&str]) -> Node {
-        must_be_root();
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .expect("unshare(CLONE_NEWNET) for the test's own network namespace");
-        run("ip", &["link", "set", "lo", "up"]);
+        own_network_namespace();
         let tmp = tempfile::Builder::new()
             .prefix("flotilla-node-")
             .tempdir()
             .expect("temp dir");
         let data = tmp.path().join("data");
-        let images = data.join("agent/images");
-        std::fs::create_dir_all(&images).unwrap();
-        testkit::image::busybox_oci_archive(&images.join("busybox.tar"), IMAGE)
-            .expect("building the busybox test image from /bin/busybox (package busybox-static)");
+        drop_busybox_image(&data);
         let name = format!("{test}-{}", std::process::id());
         let mut args = vec!["--node-name", &name, "--node-ip", "127.0.0.1"];
         args.extend_from_slice(extra);
@@ -57,6 +120,8 @@ impl Node {
             cluster: Some(cluster),
             name,
             data,
+            agent: None,
+            oci: "runc",
             _tmp: tmp,
         };
         node.cluster().ok(&[
@@ -76,6 +141,83 @@ impl Node {
         self.cluster = Some(c);
     }
 
+    /// A control plane alone (`flotilla server --disable-agent`) and a
+    /// separate `flotilla agent --server URL --token TOKEN` with a data dir
+    /// and node name of its own (extra agent flags in `agent_extra`), both in
+    /// the test's network namespace; returns once the node is Ready.
+    pub fn join(test: &str, agent_extra: &[&str]) -> Node {
+        own_network_namespace();
+        let tmp = tempfile::Builder::new()
+            .prefix("flotilla-join-")
+            .tempdir()
+            .expect("temp dir");
+        let data = tmp.path().join("node");
+        drop_busybox_image(&data);
+        let name = format!("{test}-{}", std::process::id());
+        let cluster = Cluster::start_in(tmp.path().join("server"), &[]);
+        let token = std::fs::read_to_string(cluster.data.join("token")).expect("the join token");
+        let url = kubeconfig_server(&cluster.kubeconfig);
+        let mut args: Vec<String> = [
+            "--server",
+            &url,
+            "--token",
+            token.trim(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--node-name",
+            &name,
+            "--node-ip",
+            "127.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(agent_extra.iter().map(|s| s.to_string()));
+        let oci = if agent_extra
+            .windows(2)
+            .any(|w| w == ["--oci-runtime", "crun"])
+        {
+            "crun"
+        } else {
+            "runc"
+        };
+        let agent = Agent::spawn(&args, &data.join("agent.log"));
+        let node = Node {
+            cluster: Some(cluster),
+            name,
+            data,
+            agent: Some(agent),
+            oci,
+            _tmp: tmp,
+        };
+        node.wait_node_ready(Duration::from_secs(90));
+        node
+    }
+
+    /// Waits until the Node object exists and is Ready.
+    pub fn wait_node_ready(&self, limit: Duration) {
+        let path = "{.status.conditions[?(@.type==\"Ready\")].status}";
+        self.wait_for(&format!("node {} to be Ready", self.name), limit, || {
+            let out = self.cluster().kubectl(&[
+                "get",
+                "node",
+                &self.name,
+                "-o",
+                &format!("jsonpath={path}"),
+            ]);
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "True"
+        });
+    }
+
+    /// Stops the separate agent (kill, as a crash would) and starts it again
+    /// with the same arguments.
+    pub fn restart_agent(&mut self) {
+        let agent = self.agent.as_mut().expect("a joined node");
+        agent.stop();
+        let (args, log) = (agent.args.clone(), agent.log.clone());
+        self.agent = Some(Agent::spawn(&args, &log));
+    }
+
     pub fn cluster(&self) -> &Cluster {
         self.cluster.as_ref().expect("running")
     }
@@ -86,7 +228,7 @@ impl Node {
 
     /// Containers the OCI runtime knows.
     pub fn oci_containers(&self) -> Vec<String> {
-        let out = Command::new("runc")
+        let out = Command::new(self.oci)
             .arg("--root")
             .arg(self.runtime_root().join("oci"))
             .args(["list", "-q"])
@@ -118,24 +260,36 @@ impl Node {
         while !cond() {
             if start.elapsed() > limit {
                 panic!(
-                    "timed out after {limit:?} waiting for {what}\nserver log tail:\n{}",
-                    self.cluster
+                    "timed out after {limit:?} waiting for {what}\nserver log tail:\n{}{}",
+                    tail(
+                        &self.cluster.as_ref().map(|c| c.log()).unwrap_or_default(),
+                        40
+                    ),
+                    self.agent
                         .as_ref()
-                        .map(|c| c.log())
+                        .map(|a| format!("\nagent log tail:\n{}", tail(&a.log_text(), 40)))
                         .unwrap_or_default()
-                        .lines()
-                        .rev()
-                        .take(40)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect::<Vec<_>>()
-                        .join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The `server:` URL of a kubeconfig.
+fn kubeconfig_server(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("the admin kubeconfig");
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server URL in the kubeconfig")
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_string()
 }
 
 fn run(cmd: &str, args: &[&str]) {
@@ -186,18 +340,21 @@ fn walk_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.stop();
+        }
         if let Some(mut c) = self.cluster.take() {
             c.stop_in_place();
         }
         // Whatever the agent left: containers, their shims, mounts, cgroups.
         let root = self.runtime_root().join("oci");
         for id in self.oci_containers() {
-            let _ = Command::new("runc")
+            let _ = Command::new(self.oci)
                 .arg("--root")
                 .arg(&root)
                 .args(["kill", &id, "KILL"])
                 .output();
-            let _ = Command::new("runc")
+            let _ = Command::new(self.oci)
                 .arg("--root")
                 .arg(&root)
                 .args(["delete", "--force", &id])

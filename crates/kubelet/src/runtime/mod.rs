@@ -4,6 +4,7 @@
 mod cgroups;
 mod cni;
 mod exits;
+pub mod hugetlb;
 mod local;
 mod mounts;
 mod namespaces;
