@@ -33,6 +33,12 @@ pub struct AgentArgs {
     /// The nameserver written into pods' resolv.conf.
     #[arg(long, default_value = "10.43.0.10")]
     cluster_dns: Ipv4Addr,
+    /// The cluster's pod and service ranges (as given to the servers): held
+    /// on this node with unreachable routes so no packet for them leaves it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: String,
+    #[arg(long, default_value = "10.43.0.0/16")]
+    service_cidr: String,
     #[command(flatten)]
     agent: crate::AgentFlags,
 }
@@ -59,6 +65,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     opts.oci_runtime = args.agent.oci_runtime;
     opts.insecure_registries = args.agent.insecure_registry.clone();
     opts.cluster_dns = vec![args.cluster_dns];
+    opts.cluster_cidr = Some(args.cluster_cidr.clone());
+    opts.service_cidr = Some(args.service_cidr.clone());
+    opts.eviction_hard = args.agent.eviction_hard;
     opts.tls = Some(kubelet::ServingTls {
         cert_pem: creds.serving_cert_pem,
         key_pem: creds.serving_key_pem,
