@@ -64,6 +64,12 @@ impl Cluster {
         Cluster::new(builder.start())
     }
 
+    /// Starts a server on a data dir the caller owns and a fixed port, so that
+    /// a restart keeps its address (agents that joined it reconnect).
+    pub fn start_in_at(data: PathBuf, port: u16, extra: &[&str]) -> Cluster {
+        Cluster::new(server(extra).data_dir(data).port(port).start())
+    }
+
     /// Starts a server on a data dir the caller owns (to restart on it).
     pub fn start_in(data: PathBuf, extra: &[&str]) -> Cluster {
         Cluster::new(server(extra).data_dir(data).start())

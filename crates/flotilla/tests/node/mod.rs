@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 
 use crate::common::Cluster;
 
+/// Eviction thresholds for test nodes: a machine whose disk is 90% full (as
+/// build machines often are) would otherwise be under disk pressure and evict
+/// the tests' pods. The eviction test sets its own.
+pub const LENIENT_EVICTION: &str = "memory.available<1Mi,nodefs.available<1%";
+
 pub const IMAGE: &str = "docker.io/library/busybox:latest";
 
 pub struct Node {
@@ -67,6 +72,11 @@ impl Agent {
         let _ = self.child.wait();
     }
 
+    /// Whether the process is still alive.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -115,6 +125,9 @@ impl Node {
         let name = format!("{test}-{}", std::process::id());
         let mut args = vec!["--node-name", &name, "--node-ip", "127.0.0.1"];
         args.extend_from_slice(extra);
+        if !extra.contains(&"--eviction-hard") {
+            args.extend_from_slice(&["--eviction-hard", LENIENT_EVICTION]);
+        }
         let cluster = Cluster::start_with_agent(data.clone(), &args);
         let node = Node {
             cluster: Some(cluster),
@@ -154,7 +167,12 @@ impl Node {
         let data = tmp.path().join("node");
         drop_busybox_image(&data);
         let name = format!("{test}-{}", std::process::id());
-        let cluster = Cluster::start_in(tmp.path().join("server"), &[]);
+        // A fixed port: after a restart of the server the agent finds it again.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let cluster = Cluster::start_in_at(tmp.path().join("server"), port, &[]);
         let token = std::fs::read_to_string(cluster.data.join("token")).expect("the join token");
         let url = kubeconfig_server(&cluster.kubeconfig);
         let mut args: Vec<String> = [
@@ -173,6 +191,9 @@ impl Node {
         .map(|s| s.to_string())
         .collect();
         args.extend(agent_extra.iter().map(|s| s.to_string()));
+        if !agent_extra.contains(&"--eviction-hard") {
+            args.extend(["--eviction-hard".to_string(), LENIENT_EVICTION.to_string()]);
+        }
         let oci = if agent_extra
             .windows(2)
             .any(|w| w == ["--oci-runtime", "crun"])
