@@ -256,15 +256,23 @@ fn a_wrong_token_is_refused_with_a_clear_message() {
 fn pods_keep_running_while_the_api_server_is_down_and_the_agent_catches_up() {
     let mut node = Node::join("e2e-apidown", &[]);
     node.cluster().ok_in(None, &["apply", "-f", "-"], Some(POD));
-    node.cluster().ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=90s"]);
+    node.cluster()
+        .ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=90s"]);
     let before = pod(&node, "web")["status"]["containerStatuses"][0].clone();
 
     // The control plane goes away; the container does not.
     let mut cluster = node.cluster.take().expect("running");
     cluster.stop_in_place();
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(node.oci_containers().len(), 1, "the container runs on without the API server");
-    assert!(node.agent.as_mut().unwrap().running(), "the agent waits for the server");
+    assert_eq!(
+        node.oci_containers().len(),
+        1,
+        "the container runs on without the API server"
+    );
+    assert!(
+        node.agent.as_mut().unwrap().running(),
+        "the agent waits for the server"
+    );
 
     // Back on the same address: the agent reconnects, the node is Ready again,
     // the same container still runs, and a deletion made now reaches it.
@@ -274,6 +282,23 @@ fn pods_keep_running_while_the_api_server_is_down_and_the_agent_catches_up() {
     let after = pod(&node, "web")["status"]["containerStatuses"][0].clone();
     assert_eq!(after["containerID"], before["containerID"]);
     assert_eq!(after["restartCount"], 0);
-    node.cluster().ok(&["delete", "pod", "web", "--timeout=90s"]);
-    assert!(node.oci_containers().is_empty(), "{:?}", node.oci_containers());
+    let out = node
+        .cluster()
+        .kubectl(&["delete", "pod", "web", "--timeout=90s"]);
+    assert!(
+        out.status.success(),
+        "deleting after the restart: {}\nagent log tail:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&node.agent.as_ref().unwrap().log_text(), 40)
+    );
+    assert!(
+        node.oci_containers().is_empty(),
+        "{:?}",
+        node.oci_containers()
+    );
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

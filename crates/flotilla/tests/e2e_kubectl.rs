@@ -313,6 +313,41 @@ fn restart_keeps_objects_and_credentials() {
     );
 }
 
+/// A watch resumed from before a restart (older than the new watch cache's
+/// history) gets what Kubernetes sends: 200 and one ERROR event with the 410
+/// Expired status, on which clients relist. An HTTP 410 instead left kube-rs
+/// watchers (the node agent's) retrying the same watch forever.
+#[test]
+fn a_watch_from_before_a_restart_ends_with_an_expired_event() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let c = Cluster::start_in(data.clone(), &[]);
+    let created = c.ok(&[
+        "create",
+        "configmap",
+        "old",
+        "--from-literal=a=1",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    c.ok(&["create", "configmap", "newer", "--from-literal=a=1"]);
+    c.stop();
+    let c2 = Cluster::start_in(data, &[]);
+    let out = c2.ok(&[
+        "get",
+        "--raw",
+        &format!(
+            "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={}&timeoutSeconds=5",
+            created.trim()
+        ),
+    ]);
+    let event: Value = serde_json::from_str(out.lines().next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(event["type"], "ERROR", "{out}");
+    assert_eq!(event["object"]["code"], 410, "{out}");
+    assert_eq!(event["object"]["reason"], "Expired", "{out}");
+}
+
 #[test]
 fn server_side_apply_tracks_owners_and_conflicts() {
     let c = Cluster::start(&[]);

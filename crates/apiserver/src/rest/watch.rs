@@ -49,7 +49,22 @@ pub async fn watch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
     };
     // A watch of one node's pods (a kubelet's) listens to that node's changes only.
     let node = selectors.exact_field("spec.nodeName");
-    let start = api.cache.watch(&storage, &prefix, after, node)?;
+    let start = match api.cache.watch(&storage, &prefix, after, node) {
+        Ok(start) => start,
+        // As Kubernetes does, a watch from a revision the cache no longer
+        // holds (older than its history, as after a restart) is answered 200
+        // with one ERROR event carrying the 410 Expired status: clients
+        // (client-go's reflector, kube-rs's watcher) relist on that event,
+        // while an HTTP 410 would only make some of them retry the same watch.
+        Err(err @ ApiError::Gone(_)) => {
+            let line = event_line(
+                "ERROR",
+                &serde_json::to_vec(&err.status()).unwrap_or_default(),
+            );
+            return Ok(stream_response(Body::from(line)));
+        }
+        Err(e) => return Err(e),
+    };
     let table = call.accept().contains("as=Table");
     let ctx = StreamCtx {
         kind: call.resource.kind.to_string(),
@@ -127,6 +142,11 @@ pub async fn watch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok(stream_response(body))
+}
+
+/// A watch response: 200, JSON lines, not cached.
+fn stream_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     resp.headers_mut().insert(
@@ -137,7 +157,7 @@ pub async fn watch(api: &Api, call: &Call<'_>) -> ApiResult<Response> {
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-cache, private"),
     );
-    Ok(resp)
+    resp
 }
 
 /// The event type a watcher with these selectors sees for a change, if any:

@@ -156,9 +156,9 @@ pub(crate) async fn exec(
         Err(_) => Outcome::Failure(format!("command {cmd:?} timed out after {timeout:?}")),
         Ok(Err(e)) => Outcome::Failure(e),
         Ok(Ok((0, _))) => Outcome::Success,
-        Ok(Ok((code, output))) => Outcome::Failure(format!(
-            "command {cmd:?} exited with {code}: {output}"
-        )),
+        Ok(Ok((code, output))) => {
+            Outcome::Failure(format!("command {cmd:?} exited with {code}: {output}"))
+        }
     }
 }
 

@@ -909,8 +909,15 @@ impl Worker {
                         .as_ref()
                         .and_then(|k| k.lifecycle.as_ref()?.pre_stop.clone().map(|h| (k, h)));
                     if let Some((k, h)) = pre_stop
-                        && let handlers::Outcome::Failure(message) =
-                            handlers::hook(rt.as_ref(), &c.id, k, pod_ip, &h, Duration::from_secs(grace)).await
+                        && let handlers::Outcome::Failure(message) = handlers::hook(
+                            rt.as_ref(),
+                            &c.id,
+                            k,
+                            pod_ip,
+                            &h,
+                            Duration::from_secs(grace),
+                        )
+                        .await
                     {
                         events.emit(
                             &pod,
