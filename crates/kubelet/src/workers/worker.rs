@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::events::Kind;
 use super::status::{ContainerView, PodView, pod_status, time};
-use super::{Msg, Shared, backoff, inputs, volumes};
+use super::{Msg, Shared, backoff, images, inputs, volumes};
 use crate::pods::config::{ConfigContext, ObjectLookup, container_config, sandbox_config};
 use crate::runtime::{ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError};
 
@@ -39,8 +39,10 @@ pub(super) struct Worker {
     volumes_refresh: Option<tokio::time::Instant>,
     /// Watches of the ConfigMaps and Secrets the volumes show; aborted on drop.
     source_watches: Vec<AbortOnDrop>,
-    /// This worker's own queue, for those watches.
+    /// This worker's own queue, for those watches and the image pulls.
     tx: mpsc::WeakUnboundedSender<Msg>,
+    /// Image pulls of the containers and their back-offs.
+    images: images::Pulls,
 }
 
 /// A task that ends with its owner.
@@ -109,6 +111,7 @@ impl Worker {
             volumes_refresh: None,
             source_watches: Vec::new(),
             tx,
+            images: images::Pulls::default(),
         }
     }
 
@@ -451,6 +454,16 @@ impl Worker {
         c: &Container,
         attempt: u32,
     ) -> Result<Option<Duration>, RuntimeError> {
+        let pulled = self
+            .images
+            .ensure(&self.shared, &self.pod, c, &self.tx)
+            .await;
+        if let images::Ensure::Wait { waiting, retry } = pulled {
+            if let Some(w) = waiting {
+                self.waiting.insert(c.name.clone(), w);
+            }
+            return Ok(retry);
+        }
         let rt = self.shared.runtime.clone();
         let sandbox_config = self.sandbox_config();
         let dir = inputs::pod_dir(&self.shared.opts.root_dir, &self.uid);
@@ -496,7 +509,6 @@ impl Worker {
                 return Ok(Some(RETRY));
             }
         };
-        let image = c.image.clone().unwrap_or_default();
         let id = match rt
             .create_container(&sandbox.id, &config, &sandbox_config)
             .await
@@ -519,15 +531,6 @@ impl Worker {
                 return Ok(Some(RETRY));
             }
         };
-        if attempt == 0 {
-            self.shared.events.emit(
-                &self.pod,
-                Some(&c.name),
-                Kind::Normal,
-                "Pulled",
-                format!("Container image \"{image}\" already present on machine"),
-            );
-        }
         self.shared.events.emit(
             &self.pod,
             Some(&c.name),
