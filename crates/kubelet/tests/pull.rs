@@ -252,6 +252,10 @@ async fn bearer_tokens_from_a_token_server_and_concurrent_pulls_shared() {
             && q.contains("scope=repository%3Alib%2Fbusybox%3Apull")),
         "{queries:?}"
     );
+    // The token got with those credentials does not serve an anonymous pull.
+    let err = p.pull(&image, None).await.unwrap_err();
+    assert!(matches!(*err, ImageError::Unauthorized { .. }), "{err}");
+
     // Blobs were redirected to another origin: the token did not follow.
     assert_eq!(gate.leaked.load(Ordering::SeqCst), 0);
 }

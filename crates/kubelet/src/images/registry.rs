@@ -48,14 +48,17 @@ pub(super) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+jso
      application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json";
 
+type AuthKey = (String, String, Option<Credentials>);
+
 type Http = HyperClient<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// The HTTP client, shared by every pull; keeps the tokens it got.
 pub(super) struct Client {
     http: Http,
     insecure: Vec<String>,
-    /// `Authorization` values by (registry, repository).
-    auth: Mutex<HashMap<(String, String), HeaderValue>>,
+    /// `Authorization` values by (registry, repository, credentials): a
+    /// token got with one pod's credentials never serves another's pull.
+    auth: Mutex<HashMap<AuthKey, HeaderValue>>,
 }
 
 impl Client {
@@ -102,7 +105,7 @@ impl Client {
         }
     }
 
-    fn cached_auth(&self, key: &(String, String)) -> Option<HeaderValue> {
+    fn cached_auth(&self, key: &AuthKey) -> Option<HeaderValue> {
         self.auth
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -179,7 +182,11 @@ impl Repo<'_> {
         accept: Option<&str>,
         what: &str,
     ) -> Result<Response<Incoming>, ImageError> {
-        let key = (self.registry.clone(), self.path.clone());
+        let key = (
+            self.registry.clone(),
+            self.path.clone(),
+            self.credentials.clone(),
+        );
         let mut url = url.to_string();
         let mut authenticated = false;
         let mut redirects = 0;
