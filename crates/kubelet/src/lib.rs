@@ -6,8 +6,9 @@
 //! invariant 1). Every host side effect sits behind a small trait with a real
 //! implementation and a fake (invariant 6):
 //!
-//! - [`images`]: the node's image store: OCI archives imported, layers unpacked
-//!   once, content-addressed and digest-verified.
+//! - [`images`]: the node's image store: OCI archives imported or images
+//!   pulled from registries, layers unpacked once, content-addressed and
+//!   digest-verified.
 //! - [`runtime`]: a CRI-shaped [`runtime::Runtime`] whose default implementation
 //!   runs in this process: a pod sandbox of bind-mounted namespaces, CNI for its
 //!   network, an overlayfs rootfs per container and an OCI bundle run by `runc`
@@ -51,6 +52,7 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
     let machine = node::Machine::read(&root);
     let images = Arc::new(images::ImageStore::open(&root.join("image-store"))?);
     import_dropped_archives(&images, &root.join("images"));
+    let puller = images::Puller::new(images.clone(), &opts.insecure_registries)?;
     node::register(&client, &opts, &machine).await?;
     let (network_ready, ready_rx) = watch::channel(false);
     let mut heartbeat = tokio::spawn(node::heartbeat(
@@ -109,7 +111,7 @@ pub async fn run(client: kube::Client, opts: KubeletOptions) -> Result<()> {
         }
     };
     tokio::select! {
-        r = workers::run(client, opts.clone(), runtime.clone(), machine, mounter) => r,
+        r = workers::run(client, opts.clone(), runtime.clone(), machine, mounter, puller) => r,
         r = endpoint => r,
         r = heartbeat => r.map_err(|e| Error::Config(format!("heartbeat: {e}")))?,
     }

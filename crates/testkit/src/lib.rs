@@ -20,6 +20,7 @@ mod bin;
 pub mod image;
 mod process;
 mod readyz;
+pub mod registry;
 
 pub use bin::{Profile, flotilla_bin};
 pub use process::{Builder, Error, ServerProcess};

@@ -124,6 +124,7 @@ fn import_oci_image(
         config,
         digests,
         extra_blobs,
+        pinned: true,
     })
 }
 
@@ -203,6 +204,7 @@ fn import_docker(store: &ImageStore, ar: &ArchiveFile) -> Result<Vec<String>, Im
             config,
             digests: vec![manifest_digest],
             extra_blobs: Vec::new(),
+            pinned: true,
         })?);
     }
     Ok(names)

@@ -8,10 +8,39 @@ use std::path::PathBuf;
 pub enum ImageError {
     /// No image by that reference, id or digest in the store.
     #[error(
-        "image {0} is not present on this node; this node does not pull from registries, \
-         import an archive of it (oci-archive or docker-archive) into the node's image store"
+        "image {0} is not present on this node; pull it from its registry or import an archive \
+         of it (oci-archive or docker-archive) into the node's image store"
     )]
     NotFound(String),
+
+    /// The registry could not be reached (DNS, connection, TLS, timeout) or
+    /// broke off a transfer.
+    #[error("registry {registry} unreachable: {reason}")]
+    RegistryUnreachable { registry: String, reason: String },
+
+    /// The registry has no such manifest (tag or digest) or repository.
+    #[error("{reference}: not found: manifest unknown to registry {registry}{detail}")]
+    ManifestUnknown {
+        reference: String,
+        registry: String,
+        detail: String,
+    },
+
+    /// The registry refused access: no or wrong credentials.
+    #[error(
+        "pull access denied for {reference}, repository does not exist or may require \
+         authorization: {reason}"
+    )]
+    Unauthorized { reference: String, reason: String },
+
+    /// Any other answer the registry gave that the pull cannot go on with.
+    #[error("registry {registry} answered {status} for {what}: {message}")]
+    Registry {
+        registry: String,
+        what: String,
+        status: u16,
+        message: String,
+    },
 
     /// A reference that Docker/containerd would refuse as well.
     #[error("invalid image reference {reference:?}: {reason}")]
@@ -44,10 +73,10 @@ pub enum ImageError {
     },
 
     /// Content did not hash to the digest that names it: a corrupt or
-    /// tampered archive, or a store file damaged on disk.
+    /// tampered archive or download, or a store file damaged on disk.
     #[error(
-        "digest mismatch for {what}: expected {expected}, got {actual}; the archive is corrupt \
-         or was modified, write it again"
+        "digest mismatch for {what}: expected {expected}, got {actual}; the content is corrupt \
+         or was modified (a damaged archive, or a registry or proxy serving altered data)"
     )]
     DigestMismatch {
         what: String,

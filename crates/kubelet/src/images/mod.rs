@@ -1,6 +1,7 @@
 //! The node's image store: images imported from archives (oci-archive and
-//! docker-archive), their blobs content-addressed and SHA-256 verified, their
-//! layers unpacked once into directories usable as overlayfs lowerdirs.
+//! docker-archive) or pulled from registries ([`Puller`], the OCI
+//! distribution API), their blobs content-addressed and SHA-256 verified,
+//! their layers unpacked once into directories usable as overlayfs lowerdirs.
 //!
 //! Layout under the store's root:
 //!
@@ -13,19 +14,24 @@
 //! - `tmp/`: work in progress, emptied when the store is opened.
 //!
 //! The store is synchronous and blocking: async callers use
-//! `spawn_blocking`. It is `Send + Sync`; its methods take `&self`.
+//! `spawn_blocking` (the [`Puller`] is async and does so itself). It is `Send + Sync`; its methods take `&self`.
 
 mod archive;
+mod auth;
 mod digest;
 mod error;
 mod fsutil;
 mod manifest;
+mod pull;
 mod reference;
+mod registry;
 mod store;
 mod unpack;
 
+pub use auth::Credentials;
 pub use digest::Digest;
 pub use error::ImageError;
+pub use pull::{Pulled, Puller};
 pub use reference::Reference;
 pub use store::ImageStore;
 
@@ -53,4 +59,10 @@ pub struct Image {
     pub config: ImageConfig,
     /// Bytes of its compressed layers, for node.status.images.
     pub size: u64,
+    /// Imported from an archive (`flotilla images import`, the agent's
+    /// `images/*.tar`), not pulled: the node's own copy, which an
+    /// `imagePullPolicy: Always` does not re-resolve against a registry, so
+    /// that air-gapped nodes run what they were given (as with k3s's
+    /// `agent/images`).
+    pub pinned: bool,
 }

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::digest::{Digest, HashingWriter, is_sha256_hex};
 use super::error::ImageError;
 use super::fsutil::{remove_path, temp_path, write_atomic};
-use super::manifest::{self, ConfigFile, Manifest};
+use super::manifest::{self, Compression, ConfigFile, Manifest};
 use super::reference::Reference;
+use super::unpack::unpack_layer_blob;
 use super::{Image, ImageConfig};
 
 const INDEX_FILE: &str = "images.json";
@@ -51,6 +52,14 @@ struct Record {
     #[serde(default)]
     extra_blobs: Vec<String>,
     size: u64,
+    /// Imported from an archive rather than pulled (records from before
+    /// pulls existed were all imported).
+    #[serde(default = "imported")]
+    pinned: bool,
+}
+
+fn imported() -> bool {
+    true
 }
 
 /// What the store knows of an image in memory: the parsed manifest and config.
@@ -76,6 +85,8 @@ pub(super) struct Staged {
     pub config: ConfigFile,
     pub digests: Vec<Digest>,
     pub extra_blobs: Vec<Digest>,
+    /// Imported from an archive (see [`Image::pinned`]).
+    pub pinned: bool,
 }
 
 impl ImageStore {
@@ -291,6 +302,36 @@ impl ImageStore {
         result
     }
 
+    /// Records a pulled image: `documents` (index, config, manifest, already
+    /// verified) are written into the blob store, the layer blobs (fetched
+    /// already) unpacked unless they are, and the image committed; all on
+    /// the import side of the removal lock, so no layer found present can
+    /// vanish before the image that uses it is recorded.
+    pub(super) fn import_fetched(
+        &self,
+        documents: &[(Digest, &[u8], &str)],
+        layers: &[(Digest, Compression, Digest)],
+        staged: Staged,
+    ) -> Result<Vec<String>, ImageError> {
+        let _gc = self.gc.read().unwrap_or_else(|e| e.into_inner());
+        for (blob, compression, diff_id) in layers {
+            let dest = self.layer_path(diff_id);
+            let path = self.blob_path(blob);
+            if !dest.is_dir() && !path.is_file() {
+                return Err(ImageError::Io {
+                    action: "the layer was removed while the image was pulled; pull it again:",
+                    path,
+                    source: io::ErrorKind::NotFound.into(),
+                });
+            }
+            unpack_layer_blob(&path, *compression, diff_id, &dest, &self.tmp())?;
+        }
+        for (digest, bytes, what) in documents {
+            self.put_blob(&mut &bytes[..], Some(digest), None, what)?;
+        }
+        self.commit(staged)
+    }
+
     /// Records a staged image under its names (moving names that pointed to
     /// other images) and persists the index.
     pub(super) fn commit(&self, staged: Staged) -> Result<Vec<String>, ImageError> {
@@ -310,11 +351,13 @@ impl ImageStore {
         digests.dedup();
         extra_blobs.sort();
         extra_blobs.dedup();
+        let pinned = staged.pinned || index.images.get(&id).is_some_and(|old| old.pinned);
         let record = Record {
             manifest: staged.manifest_digest.to_string(),
             digests,
             extra_blobs,
             size,
+            pinned,
         };
         index.images.insert(id.clone(), record);
         let names: Vec<String> = staged
@@ -350,7 +393,7 @@ impl ImageStore {
         loaded_of(&manifest, &config)
     }
 
-    fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, ImageError> {
+    pub(super) fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>, ImageError> {
         let path = self.blob_path(digest);
         let bytes = fs::read(&path).map_err(ImageError::io("reading", &path))?;
         digest.verify(&Digest::of(&bytes), &path.display().to_string())?;
@@ -442,5 +485,6 @@ fn image_of(state: &State, id: &str) -> Option<Image> {
         names,
         config: loaded.config.clone(),
         size: record.size,
+        pinned: record.pinned,
     })
 }

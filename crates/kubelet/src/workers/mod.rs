@@ -6,6 +6,7 @@ mod backoff;
 mod events;
 mod eviction;
 mod handlers;
+mod images;
 mod inputs;
 mod probes;
 mod status;
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     pub machine: crate::node::Machine,
     /// Mounts for volumes (tmpfs for secrets and memory-backed emptyDirs).
     pub mounter: Arc<dyn crate::runtime::Mounter>,
+    /// Pulls the images containers need into the node's store.
+    pub puller: crate::images::Puller,
 }
 
 /// Runs the pods bound to this node until the watch ends.
@@ -60,10 +63,12 @@ pub(crate) async fn run(
     runtime: Arc<dyn Runtime>,
     machine: crate::node::Machine,
     mounter: Arc<dyn crate::runtime::Mounter>,
+    puller: crate::images::Puller,
 ) -> Result<()> {
     let shared = Arc::new(Shared {
         machine,
         mounter,
+        puller,
         events: events::Recorder::new(client.clone(), &opts.node_name),
         client: client.clone(),
         opts: opts.clone(),

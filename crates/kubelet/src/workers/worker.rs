@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::events::Kind;
 use super::probes::{self, ProbeKind, ProbeResult, Probing};
 use super::status::{ContainerView, PodView, pod_status, time};
-use super::{Msg, Shared, backoff, handlers, inputs, volumes};
+use super::{Msg, Shared, backoff, handlers, images, inputs, volumes};
 use crate::pods::config::{ConfigContext, ObjectLookup, container_config, sandbox_config};
 use crate::runtime::{ContainerState, ContainerStatus, PodSandboxStatus, RuntimeError};
 
@@ -45,7 +45,7 @@ pub(super) struct Worker {
     volumes_refresh: Option<tokio::time::Instant>,
     /// Watches of the ConfigMaps and Secrets the volumes show; aborted on drop.
     source_watches: Vec<AbortOnDrop>,
-    /// This worker's own queue, for those watches.
+    /// This worker's own queue, for those watches and the image pulls.
     tx: mpsc::WeakUnboundedSender<Msg>,
     /// Probing of each running container that has probes, by container name.
     probing: HashMap<String, Probing>,
@@ -53,6 +53,8 @@ pub(super) struct Worker {
     probed: HashMap<String, (Option<bool>, Option<bool>)>,
     /// Containers whose liveness or startup probe failed: (ID, name, probe).
     to_kill: Vec<(String, String, &'static str)>,
+    /// Image pulls of the containers and their back-offs.
+    images: images::Pulls,
 }
 
 /// A task that ends with its owner.
@@ -124,6 +126,7 @@ impl Worker {
             probing: HashMap::new(),
             probed: HashMap::new(),
             to_kill: Vec::new(),
+            images: images::Pulls::default(),
         }
     }
 
@@ -662,6 +665,16 @@ impl Worker {
         c: &Container,
         attempt: u32,
     ) -> Result<Option<Duration>, RuntimeError> {
+        let pulled = self
+            .images
+            .ensure(&self.shared, &self.pod, c, &self.tx)
+            .await;
+        if let images::Ensure::Wait { waiting, retry } = pulled {
+            if let Some(w) = waiting {
+                self.waiting.insert(c.name.clone(), w);
+            }
+            return Ok(retry);
+        }
         let rt = self.shared.runtime.clone();
         let sandbox_config = self.sandbox_config();
         let dir = inputs::pod_dir(&self.shared.opts.root_dir, &self.uid);
@@ -707,7 +720,6 @@ impl Worker {
                 return Ok(Some(RETRY));
             }
         };
-        let image = c.image.clone().unwrap_or_default();
         let id = match rt
             .create_container(&sandbox.id, &config, &sandbox_config)
             .await
@@ -730,15 +742,6 @@ impl Worker {
                 return Ok(Some(RETRY));
             }
         };
-        if attempt == 0 {
-            self.shared.events.emit(
-                &self.pod,
-                Some(&c.name),
-                Kind::Normal,
-                "Pulled",
-                format!("Container image \"{image}\" already present on machine"),
-            );
-        }
         self.shared.events.emit(
             &self.pod,
             Some(&c.name),
