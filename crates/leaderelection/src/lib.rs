@@ -130,12 +130,19 @@ impl<S: LeaseStore> LeaderElector<S> {
     }
 
     async fn acquire(&self) {
+        // A failed request (the API server still starting, its namespace not
+        // yet created) is retried soon, doubling up to the retry period; a
+        // lease held by someone else is retried every retry period.
+        let mut after_error = Duration::from_millis(50);
         loop {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return,
                 Ok(false) => {}
                 Err(e) => {
-                    tracing::debug!(lease = %self.name, error = %e, "acquiring the lease failed")
+                    tracing::debug!(lease = %self.name, error = %e, "acquiring the lease failed");
+                    tokio::time::sleep(after_error.min(self.timing.retry_period)).await;
+                    after_error *= 2;
+                    continue;
                 }
             }
             tokio::time::sleep(self.jittered_retry()).await;
