@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+use crate::auth::Authorizer;
 use crate::auth::{Attributes, Decision, UserInfo};
 use crate::error::ApiError;
 use crate::rest::Api;
 use crate::rest::request::RequestInfo;
-use crate::server::Server;
 
 /// The identity the API server presents to node agents.
 pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
@@ -43,7 +43,7 @@ pub fn handles(info: &RequestInfo) -> bool {
 /// (AuthorizePodWebsocketUpgradeCreatePermission, on by default since 1.35):
 /// reading a pod must not be enough to run commands in it.
 pub fn authorize_upgrade(
-    srv: &Server,
+    authz: &Authorizer,
     user: &UserInfo,
     info: &RequestInfo,
     path: &str,
@@ -62,7 +62,7 @@ pub fn authorize_upgrade(
         path,
         is_resource_request: true,
     };
-    match srv.authz.authorize(&attrs) {
+    match authz.authorize(&attrs) {
         Decision::Allow => Ok(()),
         Decision::Deny { reason } => Err(ApiError::Forbidden(format!(
             "pods \"{}\" is forbidden: User \"{}\" cannot create resource \"pods/{}\" in API group \"\" in the namespace \"{}\": {reason}",
@@ -71,15 +71,21 @@ pub fn authorize_upgrade(
     }
 }
 
-pub async fn serve(srv: &Server, api: &Api, info: &RequestInfo, parts: Parts) -> Response {
-    match proxy(srv, api, info, parts).await {
+/// `tls`: the API server's client configuration for node agents.
+pub async fn serve(
+    tls: Arc<rustls::ClientConfig>,
+    api: &Api,
+    info: &RequestInfo,
+    parts: Parts,
+) -> Response {
+    match proxy(tls, api, info, parts).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
 async fn proxy(
-    srv: &Server,
+    tls: Arc<rustls::ClientConfig>,
     api: &Api,
     info: &RequestInfo,
     parts: Parts,
@@ -144,7 +150,7 @@ async fn proxy(
     } else {
         format!("{kubelet_path}?{query}")
     };
-    forward(srv, ip, port, &target, parts).await
+    forward(tls, ip, port, &target, parts).await
 }
 
 /// The container a request is about: `?container=`, or the pod's only one.
@@ -207,7 +213,7 @@ const DROPPED: &[&str] = &[
 ];
 
 async fn forward(
-    srv: &Server,
+    tls: Arc<rustls::ClientConfig>,
     ip: IpAddr,
     port: u16,
     target: &str,
@@ -216,7 +222,7 @@ async fn forward(
     let unavailable = |what: &str, e: &dyn std::fmt::Display| {
         ApiError::Unavailable(format!("{what} the node agent at {ip}:{port}: {e}"))
     };
-    let config = srv.kubelet_client_tls()?;
+    let config = tls;
     let tcp = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         tokio::net::TcpStream::connect((ip, port)),

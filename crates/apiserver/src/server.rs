@@ -327,10 +327,14 @@ async fn handle(State(srv): State<Arc<Server>>, req: Request) -> Response {
             .into_response();
         };
         if crate::node_proxy::handles(&info) {
-            if let Err(e) = crate::node_proxy::authorize_upgrade(&srv, &user, &info, &path) {
+            if let Err(e) = crate::node_proxy::authorize_upgrade(&srv.authz, &user, &info, &path) {
                 return e.into_response();
             }
-            return crate::node_proxy::serve(&srv, api, &info, parts).await;
+            let tls = match srv.kubelet_client_tls() {
+                Ok(tls) => tls,
+                Err(e) => return e.into_response(),
+            };
+            return crate::node_proxy::serve(tls, api, &info, parts).await;
         }
         if !info.is_resource_request {
             return crate::nonresource::serve(

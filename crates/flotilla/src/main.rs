@@ -237,12 +237,28 @@ async fn component_client(
 ) -> anyhow::Result<kube::Client> {
     let path = running.server.component_kubeconfig(file, user, groups)?;
     let kubeconfig = kube::config::Kubeconfig::read_from(&path)?;
-    let config = kube::Config::from_custom_kubeconfig(
+    let mut config = kube::Config::from_custom_kubeconfig(
         kubeconfig,
         &kube::config::KubeConfigOptions::default(),
     )
     .await?;
+    // Named as Kubernetes' own components name themselves: the API server
+    // records the first word as the field manager of their writes.
+    let component = match user {
+        u if u.starts_with("system:node:") => "kubelet",
+        u => u.trim_start_matches("system:"),
+    };
+    config.headers.push(user_agent(component)?);
     Ok(kube::Client::try_from(config)?)
+}
+
+/// `kubelet/v1.33.0 (linux) flotilla`: the User-Agent of a component's client.
+fn user_agent(component: &str) -> anyhow::Result<(http::HeaderName, http::HeaderValue)> {
+    let value = format!("{component}/{} (linux) flotilla", kubelet::KUBELET_VERSION);
+    Ok((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&value)?,
+    ))
 }
 
 /// An error with its sources, `a: b: c`.

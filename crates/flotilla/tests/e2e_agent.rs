@@ -7,7 +7,7 @@ mod node;
 
 use std::time::Duration;
 
-use node::Node;
+use node::{Node, log_of, pod};
 use serde_json::Value;
 
 const PODS: &str = r#"
@@ -41,22 +41,6 @@ spec:
     image: busybox
     command: ["sh", "-c", "exit 3"]
 "#;
-
-fn pod(node: &Node, name: &str) -> Value {
-    let out = node.cluster().ok(&["get", "pod", name, "-o", "json"]);
-    serde_json::from_str(&out).expect("pod json")
-}
-
-fn log_of(node: &Node, pod: &Value, container: &str) -> String {
-    let m = &pod["metadata"];
-    let dir = node.data.join("agent/logs").join(format!(
-        "{}_{}_{}",
-        m["namespace"].as_str().unwrap(),
-        m["name"].as_str().unwrap(),
-        m["uid"].as_str().unwrap()
-    ));
-    std::fs::read_to_string(dir.join(container).join("0.log")).unwrap_or_default()
-}
 
 #[test]
 fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {

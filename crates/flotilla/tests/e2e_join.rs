@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use node::Node;
+use node::{Node, pod};
 use serde_json::Value;
 
 const POD: &str = r#"
@@ -27,11 +27,6 @@ spec:
     resources:
       limits: {memory: 32Mi, cpu: 100m}
 "#;
-
-fn pod(node: &Node, name: &str) -> Value {
-    let out = node.cluster().ok(&["get", "pod", name, "-o", "json"]);
-    serde_json::from_str(&out).expect("pod json")
-}
 
 /// kubectl as the agent, with the kubeconfig it wrote for itself.
 fn as_node(node: &Node, args: &[&str]) -> std::process::Output {

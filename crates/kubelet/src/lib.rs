@@ -31,6 +31,9 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+/// The Kubernetes version this agent speaks for (as the API server's /version).
+pub const KUBELET_VERSION: &str = "v1.33.0";
+
 pub use error::{Error, Result};
 pub use options::{EvictionHard, KubeletOptions, OciRuntimeKind, ServingTls};
 pub use server::KUBELET_CLIENT_USER;

@@ -53,12 +53,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     };
     let creds = join::credentials(&root, &args.server, &args.token, &who).await?;
     let kubeconfig = creds.write_kubeconfig(&root, &args.server)?;
-    let config = kube::Config::from_custom_kubeconfig(
+    let mut config = kube::Config::from_custom_kubeconfig(
         kube::config::Kubeconfig::read_from(&kubeconfig)?,
         &kube::config::KubeConfigOptions::default(),
     )
     .await
     .with_context(|| format!("reading {}", kubeconfig.display()))?;
+    config.headers.push(crate::user_agent("kubelet")?);
     let client = kube::Client::try_from(config)?;
 
     let mut opts = kubelet::KubeletOptions::new(node_name, node_ip, root);

@@ -391,3 +391,21 @@ impl Drop for Node {
         }
     }
 }
+
+/// The pod as the API server has it now.
+pub fn pod(node: &Node, name: &str) -> serde_json::Value {
+    let out = node.cluster().ok(&["get", "pod", name, "-o", "json"]);
+    serde_json::from_str(&out).expect("pod json")
+}
+
+/// What `container` of `pod` wrote (its first run), from the agent's CRI log.
+pub fn log_of(node: &Node, pod: &serde_json::Value, container: &str) -> String {
+    let m = &pod["metadata"];
+    let dir = node.data.join("agent/logs").join(format!(
+        "{}_{}_{}",
+        m["namespace"].as_str().unwrap(),
+        m["name"].as_str().unwrap(),
+        m["uid"].as_str().unwrap()
+    ));
+    std::fs::read_to_string(dir.join(container).join("0.log")).unwrap_or_default()
+}

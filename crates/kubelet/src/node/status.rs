@@ -14,7 +14,7 @@ use crate::KubeletOptions;
 use crate::images::Image;
 
 /// The Kubernetes version this agent speaks for (as the API server's /version).
-pub(crate) const KUBELET_VERSION: &str = "v1.33.0";
+pub(crate) use crate::KUBELET_VERSION;
 
 /// Node status lists at most this many images, as the kubelet does.
 const MAX_IMAGES: usize = 50;
