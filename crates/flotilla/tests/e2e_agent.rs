@@ -148,31 +148,7 @@ fn pods_run_as_real_containers_and_leave_nothing_when_deleted() {
 
     // Deleting the pods releases containers, mounts, cgroups and addresses.
     c.ok(&["delete", "pod", "--all", "--timeout=60s"]);
-    assert!(
-        node.oci_containers().is_empty(),
-        "containers left: {:?}",
-        node.oci_containers()
-    );
-    let mounts = node.mounts();
-    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-    let pod_cgroups: Vec<_> = node
-        .cgroups()
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/pod"))
-        .collect();
-    assert!(pod_cgroups.is_empty(), "cgroups left: {pod_cgroups:?}");
-    let reserved: Vec<_> = std::fs::read_dir(node.data.join("agent/cni/flotilla"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("10."))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        reserved.is_empty(),
-        "pod addresses still reserved: {reserved:?}"
-    );
+    node.assert_released();
 }
 
 const CRASHER: &str = r#"
@@ -259,18 +235,6 @@ fn a_restarted_agent_adopts_running_containers() {
     assert!(node.mounts().is_empty(), "{:?}", node.mounts());
 }
 
-/// Processes whose command line names `dir` (the agent's shims and runc).
-fn processes_under(dir: &std::path::Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && !c.contains("flotilla server"))
-        .collect()
-}
-
 #[test]
 fn a_hundred_pods_created_and_deleted_leave_nothing_behind() {
     let node = Node::start("e2e-cycles", &[]);
@@ -295,48 +259,7 @@ fn a_hundred_pods_created_and_deleted_leave_nothing_behind() {
         ]);
         c.ok(&["delete", "pod", "-l", "cycle=yes", "--timeout=120s"]);
     }
-    assert!(
-        node.oci_containers().is_empty(),
-        "containers: {:?}",
-        node.oci_containers()
-    );
-    assert!(node.mounts().is_empty(), "mounts: {:?}", node.mounts());
-    let pod_cgroups: Vec<_> = node
-        .cgroups()
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/pod"))
-        .collect();
-    assert!(pod_cgroups.is_empty(), "cgroups: {pod_cgroups:?}");
-    let rt = node.runtime_root();
-    for dir in ["sandboxes", "containers", "exits"] {
-        let left: Vec<_> = std::fs::read_dir(rt.join(dir))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        assert!(left.is_empty(), "{dir}: {left:?}");
-    }
-    let pods_dir: Vec<_> = std::fs::read_dir(node.data.join("agent/pods"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(pods_dir.is_empty(), "pod dirs: {pods_dir:?}");
-    let reserved: Vec<String> = std::fs::read_dir(node.data.join("agent/cni/flotilla"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("10."))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(reserved.is_empty(), "addresses: {reserved:?}");
-    let links = std::process::Command::new("ip")
-        .args(["-o", "link", "show", "type", "veth"])
-        .output()
-        .unwrap();
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(links.trim().is_empty(), "veths: {links}");
-    let procs = processes_under(&node.data);
-    assert!(procs.is_empty(), "processes: {procs:?}");
+    node.assert_released();
 }
 
 #[test]

@@ -61,19 +61,7 @@ fn pod_runs_and_leaves_nothing(node: &Node) {
     );
 
     c.ok(&["delete", "pod", "web", "--timeout=60s"]);
-    assert!(
-        node.oci_containers().is_empty(),
-        "containers left: {:?}",
-        node.oci_containers()
-    );
-    let mounts = node.mounts();
-    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
-    let pod_cgroups: Vec<_> = node
-        .cgroups()
-        .into_iter()
-        .filter(|p| p.to_string_lossy().contains("/pod"))
-        .collect();
-    assert!(pod_cgroups.is_empty(), "cgroups left: {pod_cgroups:?}");
+    node.assert_released();
 }
 
 #[test]

@@ -409,3 +409,67 @@ pub fn log_of(node: &Node, pod: &serde_json::Value, container: &str) -> String {
     ));
     std::fs::read_to_string(dir.join(container).join("0.log")).unwrap_or_default()
 }
+
+impl Node {
+    /// Checks that the agent holds nothing for pods any more: no container,
+    /// mount, pod cgroup, runtime record, pod directory, reserved address,
+    /// veth or process (shim, runc) under its data dir.
+    pub fn assert_released(&self) {
+        assert!(
+            self.oci_containers().is_empty(),
+            "containers: {:?}",
+            self.oci_containers()
+        );
+        assert!(self.mounts().is_empty(), "mounts: {:?}", self.mounts());
+        let pod_cgroups: Vec<_> = self
+            .cgroups()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("/pod"))
+            .collect();
+        assert!(pod_cgroups.is_empty(), "cgroups: {pod_cgroups:?}");
+        let rt = self.runtime_root();
+        for dir in ["sandboxes", "containers", "exits"] {
+            let left: Vec<_> = std::fs::read_dir(rt.join(dir))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            assert!(left.is_empty(), "{dir}: {left:?}");
+        }
+        let pods_dir: Vec<_> = std::fs::read_dir(self.data.join("agent/pods"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(pods_dir.is_empty(), "pod dirs: {pods_dir:?}");
+        let reserved: Vec<String> = std::fs::read_dir(self.data.join("agent/cni/flotilla"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("10."))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(reserved.is_empty(), "addresses: {reserved:?}");
+        let links = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "type", "veth"])
+            .output()
+            .unwrap();
+        let links = String::from_utf8_lossy(&links.stdout);
+        assert!(links.trim().is_empty(), "veths: {links}");
+        let procs = processes_under(&self.data);
+        assert!(procs.is_empty(), "processes: {procs:?}");
+    }
+}
+
+/// Processes whose command line names `dir` (the agent's shims and runc).
+pub fn processes_under(dir: &std::path::Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| {
+            c.contains(&needle) && !c.contains("flotilla server") && !c.contains("flotilla agent")
+        })
+        .collect()
+}
