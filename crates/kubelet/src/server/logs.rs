@@ -7,14 +7,18 @@
 //! with the records after it up to the next `F` of the same stream.
 
 use std::path::Path;
+
+use futures::StreamExt;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
-/// How often a followed log is checked for new lines.
-const FOLLOW_POLL: Duration = Duration::from_millis(100);
+/// A followed log is read again when inotify says it was written; without a
+/// write, this often to notice that the container has stopped or the client
+/// has gone.
+const FOLLOW_IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// The query of a log request (`PodLogOptions`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -300,6 +304,13 @@ where
     if !opts.follow {
         return Ok(());
     }
+    // Writes to the file wake the loop below (the shim appends to it).
+    let inotify = inotify::Inotify::init()?;
+    inotify.watches().add(
+        path,
+        inotify::WatchMask::MODIFY | inotify::WatchMask::CLOSE_WRITE,
+    )?;
+    let mut writes = inotify.into_event_stream([0u8; 1024])?;
     let mut offset = end as u64;
     buf.drain(..end);
     let mut pending = buf;
@@ -321,7 +332,7 @@ where
                 offset += n as u64;
                 continue;
             }
-            tokio::time::sleep(FOLLOW_POLL).await;
+            let _ = tokio::time::timeout(FOLLOW_IDLE_CHECK, writes.next()).await;
             continue;
         }
         offset += n as u64;
