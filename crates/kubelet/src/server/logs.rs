@@ -7,11 +7,10 @@
 //! with the records after it up to the next `F` of the same stream.
 
 use std::path::Path;
-
-use futures::StreamExt;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
 
