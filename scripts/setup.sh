@@ -17,6 +17,8 @@ check crun crun
 check /usr/lib/cni/bridge containernetworking-plugins
 check nft nftables
 check ip iproute2
+# The CNI portmap plugin (hostPort) programs iptables.
+check iptables iptables
 check /bin/busybox busybox-static
 check skopeo skopeo
 check umoci umoci

@@ -611,3 +611,77 @@ spec:
         .clone();
     assert_eq!(pressure["status"], "True");
 }
+
+/// `GET /` on `addr`, the body; empty when nothing answers.
+fn http_get(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
+    else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn host_network_and_host_ports_reach_the_node() {
+    let node = Node::start("e2e-hostnet", &[]);
+    let c = node.cluster();
+    let pods = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: on-host}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo host-network > /www/index.html && exec httpd -f -p 18080 -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: host-port}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /www && echo host-port > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{containerPort: 8080, hostPort: 18081}]
+"#;
+    c.ok_in(None, &["apply", "-f", "-"], Some(pods));
+    c.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/on-host",
+        "pod/host-port",
+        "--timeout=60s",
+    ]);
+    let on_host = pod(&node, "on-host");
+    assert_eq!(
+        on_host["status"]["podIP"], "127.0.0.1",
+        "a host-network pod has the node's IP"
+    );
+    node.wait_for(
+        "the host-network pod on the node's port",
+        Duration::from_secs(10),
+        || http_get("127.0.0.1:18080").contains("host-network"),
+    );
+    let pod_ip = pod(&node, "host-port")["status"]["podIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The hostPort is mapped on the node's addresses; the pod network's
+    // gateway address is one of them.
+    let gateway = format!("{}.1", pod_ip.rsplit_once('.').unwrap().0);
+    node.wait_for("the hostPort on the node", Duration::from_secs(10), || {
+        http_get(&format!("{gateway}:18081")).contains("host-port")
+    });
+    c.ok(&["delete", "pod", "--all", "--timeout=60s"]);
+    node.assert_released();
+}
