@@ -42,9 +42,7 @@ pub(crate) async fn http_get(
         Ok(p) => p,
         Err(e) => return Outcome::Failure(e),
     };
-    if action.scheme.as_deref() == Some("HTTPS") {
-        return Outcome::Failure("HTTPS probes are not supported yet".into());
-    }
+    let https = action.scheme.as_deref() == Some("HTTPS");
     let host: IpAddr = match action.host.as_deref().filter(|h| !h.is_empty()) {
         Some(h) => match h.parse() {
             Ok(ip) => ip,
@@ -58,16 +56,25 @@ pub(crate) async fn http_get(
     } else {
         format!("/{path}")
     };
-    let url = format!("http://{}{path}", std::net::SocketAddr::new(host, port));
+    let scheme = if https { "https" } else { "http" };
+    let url = format!("{scheme}://{}{path}", std::net::SocketAddr::new(host, port));
     let get = async {
         let stream = tokio::net::TcpStream::connect((host, port))
             .await
             .map_err(|e| format!("Get {url:?}: dial tcp: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        let mut sender = if https {
+            // As the kubelet, HTTPS probes do not verify the certificate.
+            let tls = tokio_rustls::TlsConnector::from(insecure_tls())
+                .connect(
+                    rustls::pki_types::ServerName::IpAddress(host.into()),
+                    stream,
+                )
                 .await
                 .map_err(|e| format!("Get {url:?}: {e}"))?;
-        tokio::spawn(conn);
+            handshake(tls, &url).await?
+        } else {
+            handshake(stream, &url).await?
+        };
         let mut req = hyper::Request::get(&path)
             .header("host", format!("{host}:{port}"))
             .header("user-agent", "kube-probe/1.33")
@@ -94,6 +101,88 @@ pub(crate) async fn http_get(
         Ok(Err(e)) => Outcome::Failure(e),
         Ok(Ok(s)) if s.is_success() || s.is_redirection() => Outcome::Success,
         Ok(Ok(s)) => Outcome::Failure(format!("HTTP probe failed with statuscode: {}", s.as_u16())),
+    }
+}
+
+async fn handshake<S>(
+    stream: S,
+    url: &str,
+) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("Get {url:?}: {e}"))?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+/// A TLS client that accepts any server certificate, for HTTPS probes and
+/// hooks (the kubelet's `InsecureSkipVerify`). Signatures are still checked.
+fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default protocol versions")
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            std::sync::Arc::new(config)
+        })
+        .clone()
+}
+
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -227,6 +316,49 @@ mod tests {
             let out = http_get(&container(), lo, &action, Duration::from_secs(2)).await;
             assert_eq!(out == Outcome::Success, ok, "{status}: {out:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn https_probes_accept_any_certificate() {
+        let cert = rcgen::generate_simple_self_signed(vec!["example.invalid".into()]).unwrap();
+        let der = rustls::pki_types::CertificateDer::from(cert.cert.der().to_vec());
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let Ok(mut s) = acceptor.accept(s).await else {
+                    continue;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let action: HTTPGetAction =
+            serde_json::from_value(json!({"port": port, "scheme": "HTTPS"})).unwrap();
+        assert_eq!(
+            http_get(&container(), lo, &action, Duration::from_secs(2)).await,
+            Outcome::Success
+        );
+        let plain: HTTPGetAction = serde_json::from_value(json!({"port": port})).unwrap();
+        assert!(matches!(
+            http_get(&container(), lo, &plain, Duration::from_secs(2)).await,
+            Outcome::Failure(_)
+        ));
     }
 
     #[tokio::test]
