@@ -1,14 +1,14 @@
 //! The actions of probes and lifecycle hooks, as the kubelet runs them:
-//! `httpGet` (a 2xx or 3xx answer succeeds), `tcpSocket` (a connection
-//! succeeds), `exec` (exit code 0 succeeds) and `sleep`. `grpc` is not run
-//! yet: such a probe reports that it is unsupported, and the pod shows it.
+//! `httpGet` (a 2xx or 3xx answer succeeds; HTTPS without verifying the
+//! certificate), `tcpSocket` (a connection succeeds), `exec` (exit code 0
+//! succeeds), `grpc` (the gRPC health service answers SERVING) and `sleep`.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
-use k8s_openapi::api::core::v1::{Container, HTTPGetAction, TCPSocketAction};
+use k8s_openapi::api::core::v1::{Container, GRPCAction, HTTPGetAction, TCPSocketAction};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// What an action found.
@@ -208,6 +208,94 @@ pub(crate) async fn tcp_socket(
     }
 }
 
+/// The gRPC health check (`grpc.health.v1.Health/Check`) over plain HTTP/2,
+/// as the kubelet's gRPC probe: SERVING succeeds. The two messages are one
+/// field each, so they are encoded by hand rather than with a protobuf crate.
+pub(crate) async fn grpc(pod_ip: IpAddr, action: &GRPCAction, timeout: Duration) -> Outcome {
+    use http_body_util::Full;
+    let Ok(port) = u16::try_from(action.port) else {
+        return Outcome::Failure(format!("invalid port {}", action.port));
+    };
+    let service = action.service.clone().unwrap_or_default();
+    let target = format!("{}", std::net::SocketAddr::new(pod_ip, port));
+    let check = async {
+        let stream = tokio::net::TcpStream::connect((pod_ip, port))
+            .await
+            .map_err(|e| format!("failed to connect service {target:?}: {e}"))?;
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .map_err(|e| format!("failed to connect service {target:?}: {e}"))?;
+        tokio::spawn(conn);
+        let mut message = Vec::new();
+        if !service.is_empty() {
+            message.push(0x0a); // field 1, length-delimited
+            push_varint(&mut message, service.len() as u64);
+            message.extend_from_slice(service.as_bytes());
+        }
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&message);
+        let req = hyper::Request::post(format!("http://{target}/grpc.health.v1.Health/Check"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("user-agent", "kube-probe/1.33")
+            .body(Full::new(Bytes::from(frame)))
+            .map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("health rpc probe failed: {e}"))?;
+        let headers = resp.headers().clone();
+        let collected = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("health rpc probe failed: {e}"))?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let status = trailers
+            .get("grpc-status")
+            .or_else(|| headers.get("grpc-status"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("0")
+            .to_owned();
+        if status != "0" {
+            let msg = trailers
+                .get("grpc-message")
+                .or_else(|| headers.get("grpc-message"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            return Err(format!("health rpc probe failed: status {status}: {msg}"));
+        }
+        let body = collected.to_bytes();
+        // 5-byte gRPC prefix, then HealthCheckResponse { status = 1 (varint) }.
+        let serving = body.len() >= 7 && body[5] == 0x08 && body[6] == 1;
+        Ok(serving)
+    };
+    match tokio::time::timeout(timeout, check).await {
+        Err(_) => Outcome::Failure(format!(
+            "timeout: health rpc did not complete within {}s",
+            timeout.as_secs()
+        )),
+        Ok(Err(e)) => Outcome::Failure(e),
+        Ok(Ok(true)) => Outcome::Success,
+        Ok(Ok(false)) => {
+            Outcome::Failure("service unhealthy (responded with \"NOT_SERVING\")".into())
+        }
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Runs `cmd` in the container; exit code 0 succeeds. Output (the first
 /// 10 KiB, as the kubelet keeps) goes into the failure message.
 pub(crate) async fn exec(
@@ -357,6 +445,62 @@ mod tests {
         let plain: HTTPGetAction = serde_json::from_value(json!({"port": port})).unwrap();
         assert!(matches!(
             http_get(&container(), lo, &plain, Duration::from_secs(2)).await,
+            Outcome::Failure(_)
+        ));
+    }
+
+    /// A gRPC health service answering `status` (1 SERVING, 2 NOT_SERVING).
+    async fn grpc_server(status: u8) -> u16 {
+        use http_body_util::StreamBody;
+        use hyper::body::Frame;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                        let mut trailers = hyper::HeaderMap::new();
+                        trailers.insert("grpc-status", "0".parse().unwrap());
+                        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = vec![
+                            Ok(Frame::data(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]))),
+                            Ok(Frame::trailers(trailers)),
+                        ];
+                        let body = StreamBody::new(futures::stream::iter(frames));
+                        Ok::<_, std::convert::Infallible>(
+                            hyper::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(body)
+                                .unwrap(),
+                        )
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc),
+                );
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_ask_the_health_service() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let serving: GRPCAction =
+            serde_json::from_value(json!({"port": grpc_server(1).await})).unwrap();
+        assert_eq!(
+            grpc(lo, &serving, Duration::from_secs(2)).await,
+            Outcome::Success
+        );
+        let not: GRPCAction =
+            serde_json::from_value(json!({"port": grpc_server(2).await, "service": "x"})).unwrap();
+        assert!(
+            matches!(grpc(lo, &not, Duration::from_secs(2)).await, Outcome::Failure(m) if m.contains("NOT_SERVING"))
+        );
+        let closed: GRPCAction = serde_json::from_value(json!({"port": 1})).unwrap();
+        assert!(matches!(
+            grpc(lo, &closed, Duration::from_secs(2)).await,
             Outcome::Failure(_)
         ));
     }

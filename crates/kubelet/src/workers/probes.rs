@@ -177,8 +177,8 @@ async fn probe_once(c: &Container, target: &Target, p: &Probe, timeout: Duration
         let cmd = e.command.clone().unwrap_or_default();
         return handlers::exec(target.runtime.as_ref(), &target.id, &cmd, timeout).await;
     }
-    if p.grpc.is_some() {
-        return Outcome::Failure("grpc probes are not supported by this node yet".into());
+    if let Some(g) = &p.grpc {
+        return handlers::grpc(target.pod_ip, g, timeout).await;
     }
     Outcome::Failure("the probe names no action".into())
 }
