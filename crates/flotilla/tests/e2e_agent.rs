@@ -508,10 +508,19 @@ metadata: {{name: sidecar}}
 spec:
   terminationGracePeriodSeconds: 1
   initContainers:
-  - {{name: helper, image: busybox, restartPolicy: Always, command: ["sleep", "3600"]}}
+  - name: helper
+    image: busybox
+    restartPolicy: Always
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      preStop: {{httpGet: {{host: "{recorder_ip}", port: 8080, path: /prestop-sidecar}}}}
   - {{name: setup, image: busybox, command: ["true"]}}
   containers:
-  - {{name: main, image: busybox, command: ["sleep", "3600"]}}
+  - name: main
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    lifecycle:
+      preStop: {{httpGet: {{host: "{recorder_ip}", port: 8080, path: /prestop-main}}}}
 "#
     );
     c.ok_in(None, &["apply", "-f", "-"], Some(&pods));
@@ -543,6 +552,15 @@ spec:
         "the preStop request at the recorder",
         Duration::from_secs(10),
         || log_of(&node, &rec, "httpd").contains("/prestop"),
+    );
+
+    // A pod with a sidecar stops its containers first, then the sidecar.
+    c.ok(&["delete", "pod", "sidecar", "--timeout=60s"]);
+    let log = log_of(&node, &rec, "httpd");
+    let (main, side) = (log.find("/prestop-main"), log.find("/prestop-sidecar"));
+    assert!(
+        main.is_some() && side.is_some() && main < side,
+        "preStop of main before the sidecar's: {log}"
     );
 }
 

@@ -34,54 +34,61 @@ impl Worker {
                 .collect();
             let spec = self.pod.spec.clone().unwrap_or_default();
             let pod_ip = s.ip.unwrap_or(self.shared.opts.node_ip);
-            let stops = running.iter().map(|c| {
-                self.shared.events.emit(
-                    &self.pod,
-                    Some(&c.name),
-                    Kind::Normal,
-                    "Killing",
-                    format!("Stopping container {}", c.name),
-                );
-                let container = spec
-                    .containers
-                    .iter()
-                    .chain(spec.init_containers.iter().flatten())
-                    .find(|k| k.name == c.name)
-                    .cloned();
-                let rt = rt.clone();
-                let events = self.shared.events.clone();
-                let pod = self.pod.clone();
-                async move {
-                    // preStop runs first, inside the grace period.
-                    let started = tokio::time::Instant::now();
-                    let pre_stop = container
-                        .as_ref()
-                        .and_then(|k| k.lifecycle.as_ref()?.pre_stop.clone().map(|h| (k, h)));
-                    if let Some((k, h)) = pre_stop
-                        && let handlers::Outcome::Failure(message) = handlers::hook(
-                            rt.as_ref(),
-                            &c.id,
-                            k,
-                            pod_ip,
-                            &h,
-                            Duration::from_secs(grace),
-                        )
-                        .await
-                    {
-                        events.emit(
-                            &pod,
-                            Some(&k.name),
-                            Kind::Warning,
-                            "FailedPreStopHook",
-                            format!("PreStopHook failed: {message}"),
-                        );
+            // The pod's containers stop first, then its sidecars (init
+            // containers that still run), all within one grace period.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(grace);
+            let (main, sidecars): (Vec<&ContainerStatus>, Vec<&ContainerStatus>) = running
+                .iter()
+                .partition(|c| spec.containers.iter().any(|k| k.name == c.name));
+            for group in [main, sidecars] {
+                let stops = group.into_iter().map(|c| {
+                    self.shared.events.emit(
+                        &self.pod,
+                        Some(&c.name),
+                        Kind::Normal,
+                        "Killing",
+                        format!("Stopping container {}", c.name),
+                    );
+                    let container = spec
+                        .containers
+                        .iter()
+                        .chain(spec.init_containers.iter().flatten())
+                        .find(|k| k.name == c.name)
+                        .cloned();
+                    let rt = rt.clone();
+                    let events = self.shared.events.clone();
+                    let pod = self.pod.clone();
+                    async move {
+                        // preStop runs first, inside the grace period.
+                        let pre_stop = container
+                            .as_ref()
+                            .and_then(|k| k.lifecycle.as_ref()?.pre_stop.clone().map(|h| (k, h)));
+                        if let Some((k, h)) = pre_stop
+                            && let handlers::Outcome::Failure(message) = handlers::hook(
+                                rt.as_ref(),
+                                &c.id,
+                                k,
+                                pod_ip,
+                                &h,
+                                deadline.saturating_duration_since(tokio::time::Instant::now()),
+                            )
+                            .await
+                        {
+                            events.emit(
+                                &pod,
+                                Some(&k.name),
+                                Kind::Warning,
+                                "FailedPreStopHook",
+                                format!("PreStopHook failed: {message}"),
+                            );
+                        }
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        rt.stop_container(&c.id, left).await
                     }
-                    let left = Duration::from_secs(grace).saturating_sub(started.elapsed());
-                    rt.stop_container(&c.id, left).await
+                });
+                for r in futures::future::join_all(stops).await {
+                    r?;
                 }
-            });
-            for r in futures::future::join_all(stops).await {
-                r?;
             }
             rt.stop_pod_sandbox(&s.id).await?;
             rt.remove_pod_sandbox(&s.id).await?;
