@@ -30,6 +30,17 @@ const COMPONENT: &str = "node-controller";
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
 const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+/// Conditions that keep new pods off a node while True (Kubernetes'
+/// TaintNodesByCondition), with the NoSchedule taint each one sets.
+const CONDITION_TAINTS: [(&str, &str); 4] = [
+    ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
+    ("DiskPressure", "node.kubernetes.io/disk-pressure"),
+    ("PIDPressure", "node.kubernetes.io/pid-pressure"),
+    (
+        "NetworkUnavailable",
+        "node.kubernetes.io/network-unavailable",
+    ),
+];
 
 /// What was last seen of a node's heartbeat, and when (our clock).
 struct Heartbeat {
@@ -244,8 +255,12 @@ async fn mark_pods_not_ready(ctx: &Shared, node: &str) {
 }
 
 /// The taints a node should carry for its Ready status (empty: never
-/// reported) and schedulability.
-fn wanted_taints(ready: &str, unschedulable: bool) -> Vec<(&'static str, &'static str)> {
+/// reported), schedulability, and the conditions (types) that are True.
+fn wanted_taints(
+    ready: &str,
+    unschedulable: bool,
+    true_conditions: &[&str],
+) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
     match ready {
         // A node that has not reported yet takes no pods but loses none either.
@@ -257,18 +272,35 @@ fn wanted_taints(ready: &str, unschedulable: bool) -> Vec<(&'static str, &'stati
     if unschedulable {
         out.push((UNSCHEDULABLE, "NoSchedule"));
     }
+    for (condition, taint) in CONDITION_TAINTS {
+        if true_conditions.contains(&condition) {
+            out.push((taint, "NoSchedule"));
+        }
+    }
     out
 }
 
 fn managed(key: &str) -> bool {
-    key == UNREACHABLE || key == NOT_READY || key == UNSCHEDULABLE
+    key == UNREACHABLE
+        || key == NOT_READY
+        || key == UNSCHEDULABLE
+        || CONDITION_TAINTS.iter().any(|(_, t)| *t == key)
 }
 
 /// Adds and removes the condition taints, leaving everyone else's alone.
 async fn set_taints(ctx: &Shared, node: &Node, ready: &str) -> Result<()> {
     let spec = node.spec.clone().unwrap_or_default();
     let current = spec.taints.clone().unwrap_or_default();
-    let wanted = wanted_taints(ready, spec.unschedulable == Some(true));
+    let true_conditions: Vec<&str> = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.status == "True")
+        .map(|c| c.type_.as_str())
+        .collect();
+    let wanted = wanted_taints(ready, spec.unschedulable == Some(true), &true_conditions);
     let mut next: Vec<Taint> = current
         .iter()
         .filter(|t| !managed(&t.key) || wanted.iter().any(|(k, e)| *k == t.key && *e == t.effect))
@@ -317,20 +349,36 @@ mod tests {
 
     #[test]
     fn taints_follow_readiness() {
-        assert!(wanted_taints("True", false).is_empty());
-        assert_eq!(wanted_taints("", false), vec![(NOT_READY, "NoSchedule")]);
+        assert!(wanted_taints("True", false, &[]).is_empty());
         assert_eq!(
-            wanted_taints("False", false),
+            wanted_taints("", false, &[]),
+            vec![(NOT_READY, "NoSchedule")]
+        );
+        assert_eq!(
+            wanted_taints("False", false, &[]),
             vec![(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")]
         );
         assert_eq!(
-            wanted_taints("Unknown", true),
+            wanted_taints("Unknown", true, &[]),
             vec![
                 (UNREACHABLE, "NoSchedule"),
                 (UNREACHABLE, "NoExecute"),
                 (UNSCHEDULABLE, "NoSchedule")
             ]
         );
+    }
+
+    #[test]
+    fn pressure_conditions_taint_the_node() {
+        assert_eq!(
+            wanted_taints("True", false, &["Ready", "MemoryPressure", "DiskPressure"]),
+            vec![
+                ("node.kubernetes.io/memory-pressure", "NoSchedule"),
+                ("node.kubernetes.io/disk-pressure", "NoSchedule"),
+            ]
+        );
+        assert!(managed("node.kubernetes.io/pid-pressure"));
+        assert!(!managed("example.com/dedicated"));
     }
 
     #[tokio::test(start_paused = true)]

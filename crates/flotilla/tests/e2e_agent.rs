@@ -575,6 +575,8 @@ kind: Pod
 metadata: {name: burstable}
 spec:
   terminationGracePeriodSeconds: 1
+  # The node is tainted for its memory pressure; these pods come anyway.
+  tolerations: [{key: node.kubernetes.io/memory-pressure, operator: Exists, effect: NoSchedule}]
   containers:
   - name: c
     image: busybox
@@ -587,6 +589,8 @@ kind: Pod
 metadata: {name: best-effort}
 spec:
   terminationGracePeriodSeconds: 1
+  # The node is tainted for its memory pressure; these pods come anyway.
+  tolerations: [{key: node.kubernetes.io/memory-pressure, operator: Exists, effect: NoSchedule}]
   containers:
   - {name: c, image: busybox, command: ["sleep", "3600"]}
 "#;
@@ -628,6 +632,16 @@ spec:
         .unwrap()
         .clone();
     assert_eq!(pressure["status"], "True");
+    // And the node controller keeps new pods without a toleration away.
+    node.wait_for("the memory-pressure taint", Duration::from_secs(30), || {
+        let n: Value =
+            serde_json::from_str(&c.ok(&["get", "node", &node.name, "-o", "json"])).unwrap();
+        n["spec"]["taints"].as_array().is_some_and(|ts| {
+            ts.iter().any(|t| {
+                t["key"] == "node.kubernetes.io/memory-pressure" && t["effect"] == "NoSchedule"
+            })
+        })
+    });
 }
 
 /// `GET /` on `addr`, the body; empty when nothing answers.
