@@ -153,3 +153,79 @@ fn pods_pull_their_images_and_show_pull_errors() {
     ]);
     drop(reg);
 }
+
+/// The images the node reports in its status, by name.
+fn node_images(node: &Node) -> Vec<String> {
+    let out = node
+        .cluster()
+        .ok(&["get", "node", &node.name, "-o", "json"]);
+    let n: Value = serde_json::from_str(&out).expect("node json");
+    n["status"]["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn unused_pulled_images_are_removed_under_disk_pressure() {
+    let registry = format!("127.0.0.1:{REGISTRY_PORT}");
+    // A threshold no disk meets: the node is under disk pressure at once.
+    let node = Node::start(
+        "e2e-imagegc",
+        &[
+            "--insecure-registry",
+            &registry,
+            "--eviction-hard",
+            "memory.available<1Mi,nodefs.available<100%",
+        ],
+    );
+    let reg = Registry::start_on(REGISTRY_PORT).expect("starting docker-registry");
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("gc.tar");
+    // Another config than the imported busybox's, so another image.
+    testkit::image::busybox_image()
+        .expect("busybox image")
+        .env(&["FLAVOUR=reclaimable"])
+        .write_oci_archive(&archive, "gc:1")
+        .expect("archive");
+    reg.push_oci_archive(&archive, "lib/gc:1", &[])
+        .expect("pushing");
+    let image = format!("{registry}/lib/gc:1");
+    let pod = format!(
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: once}}
+spec:
+  restartPolicy: Never
+  tolerations: [{{key: node.kubernetes.io/disk-pressure, operator: Exists, effect: NoSchedule}}]
+  containers:
+  - {{name: main, image: "{image}", command: ["true"]}}
+"#
+    );
+    let c = node.cluster();
+    c.ok_in(None, &["apply", "-f", "-"], Some(&pod));
+    node.wait_for(
+        "the pulled image in the node's status",
+        Duration::from_secs(60),
+        || node_images(&node).contains(&image),
+    );
+    // Once no container uses it, it goes; the imported (pinned) busybox stays.
+    c.ok(&["delete", "pod", "once", "--timeout=60s"]);
+    node.wait_for(
+        "the unused image to be removed",
+        Duration::from_secs(60),
+        || !node_images(&node).contains(&image),
+    );
+    assert!(
+        node_images(&node)
+            .iter()
+            .any(|n| n.contains("library/busybox")),
+        "{:?}",
+        node_images(&node)
+    );
+    drop(reg);
+}

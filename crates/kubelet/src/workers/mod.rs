@@ -96,6 +96,11 @@ pub(crate) async fn run(
                     (_, true) => "ephemeral-storage",
                     _ => continue,
                 };
+                // Disk is reclaimed from unused images before any pod goes;
+                // the next interval tells whether that was enough.
+                if !memory && eviction::reclaim_images(&shared).await > 0 {
+                    continue;
+                }
                 let victim = eviction::rank(
                     bound.values().filter(|p| !evicted.contains(p.metadata.uid.as_deref().unwrap_or_default())).map(|p| p.as_ref()),
                 )
