@@ -101,25 +101,11 @@ pub(super) async fn exec(
             "you must specify at least one of stdin, stdout, stderr",
         );
     }
-    let Some(transport) = ws::transport(&req) else {
-        return status_response(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Upgrade request required",
-        );
-    };
-    let (header, ours): (&str, &[&str]) = match transport {
-        Transport::WebSocket => ("Sec-WebSocket-Protocol", &[ws::WS_V5, ws::WS_V4]),
-        Transport::Spdy => ("X-Stream-Protocol-Version", &[ws::SPDY_EXEC_V4]),
-    };
-    let Some(protocol) = ws::choose(&req, header, ours) else {
-        return status_response(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!("none of the offered subprotocols is supported (want one of {ours:?})"),
-        );
-    };
-    let resp = ws::switching(&req, transport, protocol);
+    let (transport, protocol, resp) =
+        match negotiate(&req, &[ws::WS_V5, ws::WS_V4], &[ws::SPDY_EXEC_V4]) {
+            Ok(n) => n,
+            Err(refused) => return *refused,
+        };
     let v5 = protocol == ws::WS_V5;
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
@@ -464,31 +450,49 @@ pub fn exit_status(code: i32, command: &[String]) -> Value {
     })
 }
 
+/// Transport, subprotocol, and the 101 response of an accepted upgrade.
+type Negotiated = (Transport, &'static str, Response<Body>);
+
+/// The upgrade of a stream request: its transport, the subprotocol chosen
+/// from ours (WebSocket or SPDY ones), and the 101 response to send; or the
+/// refusal to send instead.
+fn negotiate(
+    req: &Request<Incoming>,
+    websocket: &[&'static str],
+    spdy: &[&'static str],
+) -> Result<Negotiated, Box<Response<Body>>> {
+    let Some(transport) = ws::transport(req) else {
+        return Err(Box::new(status_response(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "Upgrade request required",
+        )));
+    };
+    let (header, ours) = match transport {
+        Transport::WebSocket => ("Sec-WebSocket-Protocol", websocket),
+        Transport::Spdy => ("X-Stream-Protocol-Version", spdy),
+    };
+    let Some(protocol) = ws::choose(req, header, ours) else {
+        return Err(Box::new(status_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            &format!("none of the offered subprotocols is supported (want one of {ours:?})"),
+        )));
+    };
+    Ok((transport, protocol, ws::switching(req, transport, protocol)))
+}
+
 pub(super) async fn port_forward(
     runtime: Arc<dyn Runtime>,
     sandbox: PodSandboxStatus,
     req: Request<Incoming>,
     _query: &str,
 ) -> Response<Body> {
-    let Some(transport) = ws::transport(&req) else {
-        return status_response(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "Upgrade request required",
-        );
-    };
-    let (header, ours): (&str, &[&str]) = match transport {
-        Transport::WebSocket => ("Sec-WebSocket-Protocol", &[ws::WS_PORTFORWARD_TUNNEL]),
-        Transport::Spdy => ("X-Stream-Protocol-Version", &[ws::SPDY_PORTFORWARD]),
-    };
-    let Some(protocol) = ws::choose(&req, header, ours) else {
-        return status_response(
-            StatusCode::FORBIDDEN,
-            "Forbidden",
-            &format!("none of the offered subprotocols is supported (want one of {ours:?})"),
-        );
-    };
-    let resp = ws::switching(&req, transport, protocol);
+    let (transport, _, resp) =
+        match negotiate(&req, &[ws::WS_PORTFORWARD_TUNNEL], &[ws::SPDY_PORTFORWARD]) {
+            Ok(n) => n,
+            Err(refused) => return *refused,
+        };
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
             Ok(u) => u,

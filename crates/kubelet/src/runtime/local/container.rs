@@ -49,11 +49,7 @@ impl LocalRuntime {
         };
         // Recorded first, so a failure below leaves something remove() finds.
         records::save(&dir, &record).map_err(host_error("saving the container record"))?;
-        self.state
-            .lock()
-            .unwrap()
-            .containers
-            .insert(id.clone(), record.clone());
+        self.state().containers.insert(id.clone(), record.clone());
         if let Err(e) = self
             .make_bundle(
                 &dir,
@@ -148,11 +144,7 @@ impl LocalRuntime {
         record.started_at_ns = Some(records::now_ns());
         records::save(&self.container_dir(id), &record)
             .map_err(host_error("saving the container record"))?;
-        self.state
-            .lock()
-            .unwrap()
-            .containers
-            .insert(id.to_owned(), record);
+        self.state().containers.insert(id.to_owned(), record);
         Ok(())
     }
 
@@ -211,7 +203,7 @@ impl LocalRuntime {
         }
         self.exits.forget(id);
         let _ = record;
-        self.state.lock().unwrap().containers.remove(id);
+        self.state().containers.remove(id);
         Ok(())
     }
 

@@ -86,6 +86,13 @@ impl LocalRuntime {
         })
     }
 
+    /// The in-memory records. A panic while they were held cannot leave them
+    /// half-written (each change is one insert or remove), so a poisoned lock
+    /// is taken over rather than spreading the panic.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.root.join("sandboxes").join(id)
     }
@@ -95,9 +102,7 @@ impl LocalRuntime {
     }
 
     fn sandbox(&self, id: &str) -> RuntimeResult<SandboxRecord> {
-        self.state
-            .lock()
-            .unwrap()
+        self.state()
             .sandboxes
             .get(id)
             .cloned()
@@ -105,9 +110,7 @@ impl LocalRuntime {
     }
 
     fn container(&self, id: &str) -> RuntimeResult<ContainerRecord> {
-        self.state
-            .lock()
-            .unwrap()
+        self.state()
             .containers
             .get(id)
             .cloned()
@@ -115,9 +118,7 @@ impl LocalRuntime {
     }
 
     fn containers_of(&self, sandbox_id: &str) -> Vec<String> {
-        self.state
-            .lock()
-            .unwrap()
+        self.state()
             .containers
             .values()
             .filter(|c| c.sandbox_id == sandbox_id)
@@ -150,7 +151,7 @@ impl Runtime for LocalRuntime {
     }
 
     async fn list_pod_sandboxes(&self) -> RuntimeResult<Vec<PodSandboxStatus>> {
-        let state = self.state.lock().unwrap();
+        let state = self.state();
         Ok(state
             .sandboxes
             .values()
@@ -189,7 +190,7 @@ impl Runtime for LocalRuntime {
         sandbox_id: Option<&str>,
     ) -> RuntimeResult<Vec<ContainerStatus>> {
         let records: Vec<ContainerRecord> = {
-            let state = self.state.lock().unwrap();
+            let state = self.state();
             state
                 .containers
                 .values()

@@ -85,11 +85,7 @@ impl LocalRuntime {
         // Recorded before the network is set up, so a crash in between still
         // leaves something to clean up.
         records::save(&dir, &record).map_err(host_error("saving the sandbox record"))?;
-        self.state
-            .lock()
-            .unwrap()
-            .sandboxes
-            .insert(id.clone(), record.clone());
+        self.state().sandboxes.insert(id.clone(), record.clone());
         if let Some(netns) = &namespaces.net {
             let attach = Attachment {
                 id: &id,
@@ -109,7 +105,7 @@ impl LocalRuntime {
         record.ready = true;
         records::save(&dir, &record).map_err(host_error("saving the sandbox record"))?;
         let status = record.status();
-        self.state.lock().unwrap().sandboxes.insert(id, record);
+        self.state().sandboxes.insert(id, record);
         Ok(status)
     }
 
@@ -143,11 +139,7 @@ impl LocalRuntime {
         record.ready = false;
         let dir = self.sandbox_dir(id);
         records::save(&dir, &record).map_err(host_error("saving the sandbox record"))?;
-        self.state
-            .lock()
-            .unwrap()
-            .sandboxes
-            .insert(id.to_owned(), record);
+        self.state().sandboxes.insert(id.to_owned(), record);
         Ok(())
     }
 
@@ -174,7 +166,7 @@ impl LocalRuntime {
             }
             _ => {}
         }
-        self.state.lock().unwrap().sandboxes.remove(id);
+        self.state().sandboxes.remove(id);
         Ok(())
     }
 }
